@@ -1,0 +1,146 @@
+"""Sample a trained method: images (.npz + PNG grid) and a timing record.
+
+Per-seed contract: the initial noise (and any stochastic sampler noise) of image i comes only
+from seed i, and the caption of image i is held-out caption i mod n, so every method and step
+budget starts from the same x_T and condition for seed i.
+
+CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_method
+from .config import write_json_atomic
+from .data import ImageDataset, load_dataset, to_uint8
+from .denoiser import CountingDenoiser, GuidedDenoiser
+from .noise import SeedNoise, parse_seeds
+from .text import tokenize
+from .train import resolve_device
+
+
+def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
+    """Caption and label for each seed: row (seed mod n) of the chosen split."""
+    part = data.subset(split)
+    if len(part) == 0:
+        raise ValueError(f"{data.name}: split {split!r} is empty; cannot draw captions")
+    rows = np.asarray(seeds) % len(part)
+    return part.captions[rows], part.labels[rows]
+
+
+def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: int = 64, guidance: float = 1.0,
+             device="cpu", dtype=torch.float32, warmup: bool = True, step_nfe: bool = True):
+    """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict)."""
+    net_cfg = method.net.config
+    tokens = tokenize(list(captions), net_cfg.vocab_size, net_cfg.max_tokens)
+    shape = (net_cfg.image_channels, net_cfg.resolution, net_cfg.resolution)
+    base = method.denoiser()
+    if guidance != 1.0:
+        base = GuidedDenoiser(base, guidance)
+    counter = CountingDenoiser(base, evals_per_call=2 if guidance != 1.0 else 1)
+
+    def run(lo, hi):
+        noise = SeedNoise(seeds[lo:hi])
+        z = noise.randn(shape, device=device, dtype=dtype)
+        with torch.no_grad():
+            return method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter)
+
+    if warmup:  # first call pays allocation / kernel selection; not timed
+        run(0, min(batch_size, len(seeds)))
+    counter.nfe, calls = 0, 0
+    if device.type == "cuda":
+        torch.cuda.synchronize(), torch.cuda.reset_peak_memory_stats()
+    out, t0 = [], time.perf_counter()
+    for lo in range(0, len(seeds), batch_size):
+        out.append(to_uint8(run(lo, lo + batch_size)))
+        calls += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    images = np.concatenate(out)
+    timing = {
+        "nfe": counter.nfe // calls, "steps": steps, "sampler": sampler or method.default_sampler,
+        "n": len(seeds), "seconds": seconds, "ms_per_image": 1000 * seconds / len(seeds),
+        "images_per_s": len(seeds) / seconds, "batch_size": batch_size, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(), "guidance": guidance,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "warmup_excluded": warmup,
+    }
+    return images, timing
+
+
+def save_grid(images: np.ndarray, path, ncol: int = 8) -> None:
+    """uint8 N×C×H×W → PNG grid (2-pixel gaps), written atomically."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    nrow = (n + ncol - 1) // ncol
+    grid = np.full((c, nrow * (h + 2) + 2, ncol * (w + 2) + 2), 128, np.uint8)
+    for i, im in enumerate(images):
+        r, col = divmod(i, ncol)
+        grid[:, 2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + col * (w + 2): 2 + col * (w + 2) + w] = im
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(tmp)
+    os.replace(tmp, path)
+
+
+def save_samples(path, images, seeds, captions, labels, meta: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, images=images, seeds=np.asarray(seeds, np.int64), captions=np.asarray(captions, str),
+                 labels=np.asarray(labels, np.int64), meta=np.asarray(json.dumps(meta)))
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Sample a checkpoint; write samples.npz, grid.png, timing.json.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by e2ed2.train")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, required=True, help="sampler steps")
+    p.add_argument("--sampler", default=None, help="sampler name (default: the method's own)")
+    p.add_argument("--seeds", default="0-63", help="seed list, e.g. 0-499")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--data", default=None, help="dataset for captions (default: the checkpoint's)")
+    p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"])
+    p.add_argument("--no-ema", action="store_true", help="use the online weights instead of EMA")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    method, ckpt = load_method(args.ckpt, ema=not args.no_ema, map_location="cpu")
+    method = method.to(device).eval()
+    seeds = parse_seeds(args.seeds)
+    data = load_dataset(args.data or ckpt["config"]["data"])
+    captions, labels = conditions_for(seeds, data, args.caption_split)
+    images, timing = generate(method, seeds, captions, args.steps, sampler=args.sampler, batch_size=args.batch_size,
+                              guidance=args.guidance, device=device)
+    out = Path(args.out)
+    meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]), "ema": not args.no_ema,
+            "caption_split": args.caption_split, "data": str(args.data or ckpt["config"]["data"]), **timing}
+    save_samples(out / "samples.npz", images, seeds, captions, labels, meta)
+    save_grid(images[:64], out / "grid.png")
+    write_json_atomic(out / "timing.json", meta)
+    print(json.dumps({k: meta[k] for k in ("method", "sampler", "steps", "nfe", "n", "ms_per_image")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

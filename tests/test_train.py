@@ -1,0 +1,123 @@
+"""The shared training loop: exact resume, checkpoint safety, non-finite stop, logs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from e2ed2.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from e2ed2.train import NonFiniteLossError, Trainer, main as train_main, train
+from e2ed2.data import load_dataset
+
+
+def _equal_states(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_is_bitwise_exact(tiny_config, tmp_path):
+    cfg = tiny_config(steps=20)
+    full = load_checkpoint(train(cfg, tmp_path / "full"))
+    # 10 steps, "killed" (the process ends with only latest.pt at step 10), then resumed to 20
+    train(cfg, tmp_path / "resumed", stop_after=10)
+    assert not (tmp_path / "resumed" / "final.pt").exists()
+    assert load_checkpoint(tmp_path / "resumed" / "latest.pt")["step"] == 10
+    resumed = load_checkpoint(train(cfg, tmp_path / "resumed"))
+    assert resumed["step"] == full["step"] == 20
+    assert _equal_states(full["state_dict"], resumed["state_dict"])
+    assert _equal_states(full["ema"], resumed["ema"])
+    assert torch.equal(full["rng"]["loop"], resumed["rng"]["loop"])
+    # the log of the resumed run equals the uninterrupted one, step for step
+    losses = lambda p: [json.loads(l)["loss_main"] for l in p.read_text().splitlines()]
+    assert losses(tmp_path / "full" / "stats.jsonl") == losses(tmp_path / "resumed" / "stats.jsonl")
+
+
+def test_resume_differs_from_restart_without_state(tiny_config, tmp_path):
+    """Guard: a different seed gives different weights, so the equality above is informative."""
+    a = load_checkpoint(train(tiny_config(steps=10), tmp_path / "a"))
+    cfg = tiny_config(steps=10)
+    cfg["train"]["seed"] = 1
+    b = load_checkpoint(train(cfg, tmp_path / "b"))
+    assert not _equal_states(a["state_dict"], b["state_dict"])
+
+
+def test_rerun_of_finished_run_keeps_final(tiny_config, tmp_path):
+    cfg = tiny_config(steps=5)
+    path = train(cfg, tmp_path / "r")
+    before = load_checkpoint(path)
+    train(cfg, tmp_path / "r")  # resumes at step 5 == steps: no further update
+    after = load_checkpoint(path)
+    assert _equal_states(before["state_dict"], after["state_dict"])
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tiny_config, tmp_path):
+    cfg = tiny_config(steps=20)
+    out = tmp_path / "nan"
+    train(cfg, out, stop_after=5)
+    good = load_checkpoint(out / "latest.pt")
+    trainer = Trainer(cfg, load_dataset(cfg["data"]))
+    trainer.load_state(good)
+    with torch.no_grad():
+        trainer.method.net.conv_in.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="at step 6"):
+        trainer.step()
+    assert _equal_states(load_checkpoint(out / "latest.pt")["state_dict"], good["state_dict"])
+
+
+def test_cli_reports_non_finite_loss(tiny_config, tmp_path, capsys):
+    cfg = tiny_config(steps=50)
+    cfg["train"].update(lr=1e30, warmup=0, grad_clip=0)  # diverges to inf/NaN within a few steps
+    rc = train_main(["--config-json", json.dumps(cfg), "--out", str(tmp_path / "x"), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "at step" in err and "latest.pt" in err
+
+
+def test_unknown_config_keys_are_errors(tiny_config, tmp_path):
+    cfg = tiny_config(steps=1)
+    cfg["train"]["stpes"] = 3
+    with pytest.raises(KeyError, match="stpes"):
+        train(cfg, tmp_path / "bad")
+    cfg = tiny_config(steps=1, not_a_knob=1)
+    with pytest.raises(KeyError, match="not_a_knob"):
+        train(cfg, tmp_path / "bad2")
+
+
+def test_truncated_checkpoint_fails_clearly(tiny_config, tmp_path):
+    path = train(tiny_config(steps=2), tmp_path / "t")
+    data = path.read_bytes()
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt: not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_non_checkpoint_files_fail_clearly(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.pt"):
+        load_checkpoint(text)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not an e2ed2 checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class _Payload:  # an arbitrary Python object: only a full unpickler can rebuild it
+    pass
+
+
+def test_load_uses_weights_only(tmp_path):
+    """A pickled arbitrary object is refused: torch.load runs with weights_only=True."""
+    path = tmp_path / "pickled.pt"
+    torch.save({"format": FORMAT, "method": "ddpm", "config": {}, "step": 0, "state_dict": {}, "x": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_atomic_save_leaves_no_temp_files(tmp_path):
+    save_checkpoint({"method": "m", "config": {}, "step": 1, "state_dict": {}}, tmp_path / "c.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
