@@ -22,8 +22,8 @@ import torch.nn.functional as F
 class UNetConfig:
     image_channels: int = 1
     resolution: int = 32
-    channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2, 2)
+    channels: int = 16  # default sized for CPU: ≈1.0 M parameters at 32×32×1
+    channel_mult: tuple[int, ...] = (1, 2, 4)
     num_res_blocks: int = 1
     attn_resolutions: tuple[int, ...] = (8,)
     dropout: float = 0.0

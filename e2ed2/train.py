@@ -32,12 +32,12 @@ from .text import tokenize
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 2e-4
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    warmup: int = 200  # linear LR warm-up steps
+    warmup: int = 100  # linear LR warm-up steps
     grad_clip: float = 1.0  # max global grad norm per phase (0 = off)
     ema_decay: float = 0.999  # with the warm-up min(decay, (1+s)/(10+s))
     cond_drop: float = 0.1  # P(caption dropped) for classifier-free guidance
