@@ -4,7 +4,13 @@ Per-seed contract: the initial noise (and any stochastic sampler noise) of image
 from seed i, and the caption of image i is held-out caption i mod n, so every method and step
 budget starts from the same x_T and condition for seed i.
 
+Under torchrun the seed list is split into contiguous blocks, one per rank; each rank samples
+its block (still one generator per seed, so the images do not depend on the rank count) and
+rank 0 gathers them in seed order and writes. Latent-space checkpoints (config ``latent``)
+are decoded by their VAE before images are written (decode time is part of the timing).
+
 CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR``
+(multi-GPU: ``torchrun --standalone --nproc_per_node 8 -m e2ed2.sample ...``)
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import load_method
 from .config import write_json_atomic
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
 from .noise import SeedNoise, parse_seeds
 from .text import tokenize
-from .train import resolve_device
 
 
 def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
@@ -39,8 +45,11 @@ def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
 
 
 def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: int = 64, guidance: float = 1.0,
-             device="cpu", dtype=torch.float32, warmup: bool = True, step_nfe: bool = True):
-    """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict)."""
+             device="cpu", dtype=torch.float32, warmup: bool = True, step_nfe: bool = True, decode=None):
+    """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict).
+
+    ``decode`` (optional) maps the sampler's output to images in [-1, 1] (the VAE decoder).
+    """
     net_cfg = method.net.config
     tokens = tokenize(list(captions), net_cfg.vocab_size, net_cfg.max_tokens)
     shape = (net_cfg.image_channels, net_cfg.resolution, net_cfg.resolution)
@@ -53,7 +62,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         noise = SeedNoise(seeds[lo:hi])
         z = noise.randn(shape, device=device, dtype=dtype)
         with torch.no_grad():
-            return method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter)
+            x = method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter)
+            return decode(x) if decode is not None else x
 
     if warmup:  # first call pays allocation / kernel selection; not timed
         run(0, min(batch_size, len(seeds)))
@@ -75,9 +85,19 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(), "guidance": guidance,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "warmup_excluded": warmup,
+        "warmup_excluded": warmup, "decoded_latents": decode is not None,
     }
     return images, timing
+
+
+def merge_timings(parts: list[dict]) -> dict:
+    """One timing record from per-rank records: wall time is the slowest rank's; the per-image
+    device time sums every rank's seconds (so it is comparable with a one-rank run)."""
+    n, wall = sum(t["n"] for t in parts), max(t["seconds"] for t in parts)
+    peaks = [t["peak_memory_mb"] for t in parts if t["peak_memory_mb"] is not None]
+    return {**parts[0], "n": n, "seconds": wall, "ms_per_image": 1000 * sum(t["seconds"] for t in parts) / n,
+            "images_per_s": n / wall, "world_size": len(parts), "rank_seconds": [t["seconds"] for t in parts],
+            "peak_memory_mb": max(peaks) if peaks else None}
 
 
 def save_grid(images: np.ndarray, path, ncol: int = 8) -> None:
@@ -124,14 +144,30 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    method, ckpt = load_method(args.ckpt, ema=not args.no_ema, map_location="cpu")
-    method = method.to(device).eval()
-    seeds = parse_seeds(args.seeds)
-    data = load_dataset(args.data or ckpt["config"]["data"])
-    captions, labels = conditions_for(seeds, data, args.caption_split)
-    images, timing = generate(method, seeds, captions, args.steps, sampler=args.sampler, batch_size=args.batch_size,
-                              guidance=args.guidance, device=device)
+    info = distributed.env_info()
+    device = distributed.resolve_device(args.device, info)
+    distributed.init(device)
+    try:
+        method, ckpt = load_method(args.ckpt, ema=not args.no_ema, map_location="cpu")
+        method = method.to(device).eval()
+        seeds = parse_seeds(args.seeds)
+        data = load_dataset(args.data or ckpt["config"]["data"])
+        captions, labels = conditions_for(seeds, data, args.caption_split)
+        decode = None
+        if ckpt["config"].get("latent"):
+            from .latent import LatentDecoder
+
+            decode = LatentDecoder(ckpt["config"]["latent"], device)
+        # this rank's contiguous block of seeds; rank 0 gathers the blocks in rank (= seed) order
+        rows = distributed.shard_rows(len(seeds), info)
+        part = generate(method, [seeds[i] for i in rows], captions[rows], args.steps, sampler=args.sampler,
+                        batch_size=args.batch_size, guidance=args.guidance, device=device, decode=decode)
+        parts = distributed.gather_to_main(part)
+    finally:
+        distributed.shutdown()
+    if not info.is_main:
+        return 0
+    images, timing = np.concatenate([p[0] for p in parts]), merge_timings([p[1] for p in parts])
     out = Path(args.out)
     meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]), "ema": not args.no_ema,
             "caption_split": args.caption_split, "data": str(args.data or ckpt["config"]["data"]), **timing}

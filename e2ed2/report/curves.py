@@ -1,0 +1,58 @@
+"""Training logs: every ``stats.jsonl`` under a folder → one long table, and the divergence rule.
+
+A run folder is ``<root>/<method>/<variant>/`` (``<root>/<method>/`` = variant ``main``); the
+method name is taken from the run's ``config.json`` when present.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+LATE_OVER_MID = 3.0  # divergence: mean |loss| over the last quarter > 3 × that over the second quarter
+
+
+def load_runs(root) -> pd.DataFrame:
+    """Long table: run, method, variant, dataset, step, images_seen, loss (name), value."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training folder not found: {root}")
+    rows = []
+    for path in sorted(root.rglob("stats.jsonl")):
+        parts = path.parent.relative_to(root).parts
+        method, dataset = parts[0] if parts else path.parent.name, "?"
+        cfg_path = path.parent / "config.json"
+        if cfg_path.is_file():
+            cfg = json.loads(cfg_path.read_text())
+            method = (cfg.get("method") or {}).get("name", method)
+            dataset = Path(str(cfg.get("data", "?"))).stem
+        variant = parts[1] if len(parts) >= 2 else "main"
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            for k, v in rec.items():
+                if k.startswith("loss_"):
+                    rows.append({"run": "/".join(parts) or path.parent.name, "method": method, "variant": variant, "dataset": dataset,
+                                 "step": rec["step"], "images_seen": rec.get("images_seen"), "loss": k[5:],
+                                 "value": float(v) if v is not None else math.nan})
+    return pd.DataFrame(rows, columns=["run", "method", "variant", "dataset", "step", "images_seen", "loss", "value"])
+
+
+def diverged(run: pd.DataFrame) -> list[str]:
+    """Reasons a run's logs show divergence (empty list = stable): non-finite or late blow-up of a loss."""
+    reasons = []
+    for loss, g in run.sort_values("step").groupby("loss"):
+        v = g["value"].to_numpy()
+        if not all(math.isfinite(x) for x in v):
+            reasons.append(f"loss_{loss} non-finite")
+            continue
+        q = len(v) // 4
+        if q >= 1:
+            mid, late = abs(v[q:2 * q].mean()), abs(v[-q:].mean())
+            if late > LATE_OVER_MID * mid:
+                reasons.append(f"loss_{loss}: last-quarter mean |loss| {late:.3g} > {LATE_OVER_MID:g}× second-quarter {mid:.3g}")
+    return reasons
