@@ -36,11 +36,17 @@ from .text import tokenize
 
 
 def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
-    """Caption and label for each seed: row (seed mod n) of the chosen split."""
+    """Caption and label for each seed: row π(seed mod n) of the chosen split.
+
+    π is a fixed permutation (numpy seed 0) of the split's rows, so any block of consecutive
+    seeds draws conditions spread over the whole split — datasets stored sorted by class (as
+    mnist5k is) still give every class in proportion, matching the FID reference set.
+    """
     part = data.subset(split)
     if len(part) == 0:
         raise ValueError(f"{data.name}: split {split!r} is empty; cannot draw captions")
-    rows = np.asarray(seeds) % len(part)
+    perm = np.random.default_rng(0).permutation(len(part))
+    rows = perm[np.asarray(seeds) % len(part)]
     return part.captions[rows], part.labels[rows]
 
 

@@ -78,3 +78,15 @@ def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):
     assert timing["nfe"] == 5 and timing["n"] == 10 and timing["ms_per_image"] > 0  # Heun: 2·3 - 1
     assert timing["warmup_excluded"] and timing["device"] == "cpu" and timing["dtype"] == "float32"
     assert (out / "grid.png").stat().st_size > 0
+
+
+def test_conditions_spread_over_classes():
+    """Consecutive seeds draw captions from the whole held-out split, not its first rows."""
+    from e2ed2.data import mnist5k
+    from e2ed2.sample import conditions_for
+
+    captions, labels = conditions_for(list(range(200)), mnist5k())
+    counts = np.bincount(labels, minlength=10)
+    assert counts.min() >= 10, counts  # sorted-by-class data would give classes 0-3 only
+    again, _ = conditions_for([5, 7], mnist5k())
+    assert list(again) == [captions[5], captions[7]]

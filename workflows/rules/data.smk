@@ -1,0 +1,123 @@
+# Stage 1 — data: the dataset in the harness format (uint8 N×C×H×W + captions + split), once
+# per run, so every later job depends on one file whose content Snakemake tracks.
+
+PREPARE = config["dataset"]["prepare"]
+DOWNLOADS = config["dataset"].get("download_dir", "data/downloads")
+
+
+if PREPARE == "convert":
+
+    # A built-in set (mnist5k), a user .npz or an image folder → results/<run>/data/<name>.npz
+    rule dataset:
+        output:
+            npz=DATA_NPZ,
+        log:
+            f"{R}/logs/data/{DATASET}.log",
+        benchmark:
+            f"{R}/benchmarks/data/{DATASET}.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            source=config["dataset"].get("source", DATASET),
+        shell:
+            "python -m e2ed2.data {params.source} --out {output.npz} > {log} 2>&1"
+
+elif PREPARE == "cifar10":
+
+    # CIFAR-10 (Krizhevsky 2009): torchvision download of the python batches (network)
+    rule cifar10_download:
+        output:
+            batches=directory(f"{DOWNLOADS}/cifar-10-batches-py"),
+        log:
+            f"{R}/logs/data/cifar10_download.log",
+        conda:
+            "../envs/e2ed2.yaml"
+        params:
+            root=DOWNLOADS,
+        shell:
+            "python -m e2ed2.datasets_remote cifar10-download --root {params.root} > {log} 2>&1"
+
+    # 50,000 train / 10,000 held-out images, captions "a photo of a {class}"
+    rule cifar10_convert:
+        input:
+            batches=f"{DOWNLOADS}/cifar-10-batches-py",
+        output:
+            npz=DATA_NPZ,
+        log:
+            f"{R}/logs/data/{DATASET}.log",
+        benchmark:
+            f"{R}/benchmarks/data/{DATASET}.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        resources:
+            mem_mb=8000,
+        shell:
+            "python -m e2ed2.datasets_remote cifar10 --root {input.batches}"
+            " --out {output.npz} > {log} 2>&1"
+
+elif PREPARE == "coco30k":
+    COCO = config["dataset"]["coco"]
+
+    # COCO-2014: val2014 images + caption annotations (and train2014 for training pairs)
+    rule coco_download:
+        output:
+            val=directory(f"{DOWNLOADS}/val2014"),
+            val_captions=f"{DOWNLOADS}/annotations/captions_val2014.json",
+            train=directory(f"{DOWNLOADS}/train2014"),
+            train_captions=f"{DOWNLOADS}/annotations/captions_train2014.json",
+        log:
+            f"{R}/logs/data/coco_download.log",
+        conda:
+            "../envs/e2ed2.yaml"
+        params:
+            root=DOWNLOADS,
+        shell:
+            "python -m e2ed2.datasets_remote coco-download --root {params.root} --train > {log} 2>&1"
+
+    # The fixed-seed 30K (image, caption) pairs of val2014 (held out: FID reference and the
+    # sampling captions) + n_train train2014 pairs (split 0), center-cropped and resized
+    rule coco30k_convert:
+        input:
+            val=f"{DOWNLOADS}/val2014",
+            val_captions=f"{DOWNLOADS}/annotations/captions_val2014.json",
+            train=f"{DOWNLOADS}/train2014",
+            train_captions=f"{DOWNLOADS}/annotations/captions_train2014.json",
+        output:
+            npz=DATA_NPZ,
+            pairs=f"{R}/data/{DATASET}_pairs.json",
+        log:
+            f"{R}/logs/data/{DATASET}.log",
+        benchmark:
+            f"{R}/benchmarks/data/{DATASET}.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: 4
+        resources:
+            mem_mb=32000,
+        params:
+            resolution=config["net"]["resolution"],
+            n=COCO["n"],
+            seed=COCO["seed"],
+            n_train=COCO["n_train"],
+        shell:
+            "python -m e2ed2.datasets_remote coco30k --images {input.val}"
+            " --captions {input.val_captions} --resolution {params.resolution}"
+            " --n {params.n} --seed {params.seed} --train-images {input.train}"
+            " --train-captions {input.train_captions} --n-train {params.n_train}"
+            " --out {output.npz} --pairs-out {output.pairs} > {log} 2>&1"
+
+
+# Every pretrained file the harness may use (FID Inception, open_clip, LPIPS backbones, VAE),
+# downloaded into the standard caches when online: `snakemake fetch_assets` (not in `all`)
+rule fetch_assets:
+    output:
+        manifest=f"{R}/assets/manifest.json",
+    log:
+        f"{R}/logs/data/fetch_assets.log",
+    conda:
+        "../envs/e2ed2.yaml"
+    shell:
+        "python -m e2ed2.assets fetch all --manifest {output.manifest} > {log} 2>&1"
