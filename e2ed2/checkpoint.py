@@ -57,7 +57,7 @@ def load_method(path: str | os.PathLike, ema: bool = True, map_location="cpu"):
     from .registry import build_method
 
     ckpt = load_checkpoint(path, map_location)
-    method = build_method(ckpt["config"])
+    method = build_method(ckpt["config"], restoring=True)
     method.load_state_dict(ckpt["state_dict"])
     if ema and ckpt.get("ema") is not None:
         method.net.load_state_dict(ckpt["ema"])

@@ -63,6 +63,18 @@ class VPDenoiser(nn.Module):
         return F
 
 
+class ClippedDenoiser(nn.Module):
+    """x̂₀ clamped to the data range [−1, 1] (``clip_denoised`` of Ho et al.'s reference
+    sampler); no gradient flows through saturated pixels."""
+
+    def __init__(self, denoiser: nn.Module):
+        super().__init__()
+        self.denoiser = denoiser
+
+    def forward(self, x, sigma, cond=None):
+        return self.denoiser(x, sigma, cond).clamp(-1, 1)
+
+
 class GuidedDenoiser(nn.Module):
     """Classifier-free guidance: D = D(x, σ, ∅) + w·(D(x, σ, c) - D(x, σ, ∅)) (Ho & Salimans 2022)."""
 

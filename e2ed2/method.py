@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import samplers, schedules
-from .denoiser import VPDenoiser
+from .denoiser import ClippedDenoiser, VPDenoiser
 from .nets import UNet
 
 
@@ -31,17 +31,23 @@ class Method(nn.Module):
 
     ``self.net`` is the network that is EMA-averaged, checkpointed and sampled from.
     ``cfg`` is ``defaults`` updated by the user's method config; unknown keys are an error.
+    ``restoring`` is True when the weights will be loaded from a checkpoint right after
+    construction: subclasses then skip work that only matters for a fresh run (loading a
+    teacher file to initialise from), so a checkpoint can be sampled without its teacher.
     """
 
     name: ClassVar[str] = "method"
     phases: tuple[str, ...] = ("main",)
     defaults: ClassVar[dict] = {}
     # Shared σ-space conventions: VP DDPM schedule the UNet is conditioned on.
-    schedule_defaults: ClassVar[dict] = {"T": 1000, "schedule": "linear", "zero_snr": False, "prediction": "eps"}
+    # clip_denoised clamps x̂₀ to [−1, 1] inside every sampler step (Ho et al.'s p_sample does).
+    schedule_defaults: ClassVar[dict] = {"T": 1000, "schedule": "linear", "zero_snr": False, "prediction": "eps",
+                                         "clip_denoised": False}
     default_sampler: ClassVar[str] = "euler"
 
-    def __init__(self, cfg: dict | None, net_cfg: dict | None):
+    def __init__(self, cfg: dict | None, net_cfg: dict | None, restoring: bool = False):
         super().__init__()
+        self.restoring = restoring
         self.cfg = self.resolve_config(cfg)
         self.net = UNet(net_cfg)
         self.train_sigmas = schedules.ddpm_sigmas(self.cfg["T"], self.cfg["schedule"], self.cfg["zero_snr"])
@@ -71,8 +77,9 @@ class Method(nn.Module):
 
     # ---- sampling -------------------------------------------------------------------
     def denoiser(self, net: nn.Module | None = None) -> nn.Module:
-        """D(x, σ, cond) for ``net`` (default: the online network)."""
-        return VPDenoiser(net if net is not None else self.net, self.train_sigmas, self.cfg["prediction"])
+        """D(x, σ, cond) for ``net`` (default: the online network), clipped if ``clip_denoised``."""
+        D = VPDenoiser(net if net is not None else self.net, self.train_sigmas, self.cfg["prediction"])
+        return ClippedDenoiser(D) if self.cfg["clip_denoised"] else D
 
     def sigmas(self, steps: int, sampler: str | None = None) -> torch.Tensor:
         """The σ ladder for `steps` sampler steps (trailing respacing of the training table)."""
