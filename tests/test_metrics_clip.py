@@ -1,0 +1,69 @@
+"""CLIP score: range, matching vs shuffled captions once the small open_clip CLIP is trained, CLI record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from e2ed2.metrics import clip, clip_model, train_clip
+
+from .conftest import make_tiny_dataset
+
+
+def test_clip_score_formula():
+    img = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    txt = np.array([[2.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    assert np.allclose(clip_model.clip_score(img, txt), [100.0, 0.0, 100.0])  # cos 1, clipped −1, cos 1
+
+
+def test_bad_backbone_spec_is_clear():
+    with pytest.raises(ValueError, match="small:"):
+        clip_model.load("nonsense")
+    with pytest.raises(FileNotFoundError, match="train_clip"):
+        clip_model.load("small:/no/such/clip.pt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The small CLIP trained briefly on the tiny blob fixture (10 classes, 1 caption each)."""
+    folder = tmp_path_factory.mktemp("clip")
+    data = folder / "blobs.npz"
+    make_tiny_dataset(data, n=120, res=8, seed=0)
+    torch.set_num_threads(2)
+    ckpt = folder / "clip.pt"
+    assert train_clip.main(["--data", str(data), "--steps", "80", "--batch-size", "32", "--lr", "3e-3", "--out", str(ckpt)]) == 0
+    torch.set_num_threads(1)
+    return data, ckpt
+
+
+def test_trained_clip_separates_matching_from_shuffled(trained):
+    data, ckpt = trained
+    report = json.loads(ckpt.with_suffix(".eval.json").read_text())
+    assert report["zero_shot_accuracy"] > report["chance"]
+    backbone = clip_model.load(f"small:{ckpt}")
+    from e2ed2.data import load_dataset
+
+    held = load_dataset(str(data)).subset("heldout")
+    with torch.no_grad():
+        img, txt = backbone.encode_images(held.images), backbone.encode_texts(held.captions)
+    matching = clip_model.clip_score(img, txt)
+    shuffled = clip_model.clip_score(img, np.roll(txt, 1, axis=0))  # neighbours have other classes
+    assert ((matching >= 0) & (matching <= 100)).all() and ((shuffled >= 0) & (shuffled <= 100)).all()
+    assert matching.mean() > shuffled.mean() + 5
+
+
+def test_clip_cli_ref_calc(trained, tmp_path):
+    data, ckpt = trained
+    ref = tmp_path / "clipref.npz"
+    assert clip.main(["ref", "--clip", f"small:{ckpt}", "--data", str(data), "--split", "heldout", "--out", str(ref)]) == 0
+    out = tmp_path / "clip.json"
+    assert clip.main(["calc", "--clip", f"small:{ckpt}", "--data", str(data), "--split", "train", "--n", "30",
+                      "--ref", str(ref), "--out", str(out), "--label", "method=real"]) == 0
+    rec = json.loads(out.read_text())
+    assert [r["metric"] for r in rec["results"]] == ["clip_score", "fd_clip"]
+    assert 0 <= rec["value"] <= 100 and rec["results"][1]["value"] >= 0
+    assert rec["backend"] == "open_clip" and rec["backbone"]["name"].startswith("e2ed2-small-clip")
+    assert rec["n"] == 30 and rec["labels"] == {"method": "real"}
