@@ -9,6 +9,9 @@ import shlex
 R = f"results/{config['run']}"
 DATASET = config["dataset"]["name"]
 DATA_NPZ = f"{R}/data/{DATASET}.npz"
+# optional latent space (e2ed2.latent): the dataset encoded once by a VAE, decoded before metrics
+LATENT = config.get("latent")
+LATENTS_NPZ = f"{R}/data/{DATASET}.latents.npz" if LATENT else None
 FID = config["metrics"]["fid"]
 CLIP = config["metrics"]["clip"]
 N = config["sampling"]["n"]
@@ -90,18 +93,34 @@ def teacher_inputs(wildcards):
     return {"teacher": final_ckpt(spec["teacher"])} if "teacher" in spec else {}
 
 
+def latent_inputs(wildcards):
+    """The encoded latents every training job reads in a latent-space run (none otherwise)."""
+    return {"latents": LATENTS_NPZ} if LATENT else {}
+
+
+def latent_block():
+    """The run config's `latent:` block: the VAE (checkpoints carry it; sampling decodes) and latents."""
+    block = {"vae": LATENT["vae"], "latents": LATENTS_NPZ}
+    if LATENT.get("subfolder"):
+        block["subfolder"] = LATENT["subfolder"]
+    return block
+
+
 def run_config(method, variant):
     """The e2ed2.train run config {data, method, net, train} of one model."""
     spec = model_spec(method, variant)
     knobs = {"name": spec.get("registry_name", method), **(spec.get("method") or {})}
     if "teacher" in spec:  # the teacher checkpoint is a method knob (CD, E2ED²)
         knobs["teacher"] = final_ckpt(spec["teacher"])
-    return {
+    run = {
         "data": DATA_NPZ,
         "method": knobs,
         "net": deep_merge(config["net"], spec.get("net")),
         "train": deep_merge(config["train"], spec.get("train")),
     }
+    if LATENT:
+        run["latent"] = latent_block()
+    return run
 
 
 def run_config_json(wildcards):
@@ -130,8 +149,10 @@ RESOURCE_DEFAULTS = {
 
 
 def res(stage, key, wildcards=None):
-    """config.resources.<stage>.<key> (or its default), with a per-model override for training."""
-    value = config["resources"][stage].get(key, RESOURCE_DEFAULTS[key])
+    """config.resources.<stage>.<key> (or its default), with a per-model override for training.
+    The optional `latent` stage (VAE encoding) falls back to the `sample` resources."""
+    block = config["resources"].get(stage) or config["resources"]["sample"]
+    value = block.get(key, RESOURCE_DEFAULTS[key])
     if stage == "train" and wildcards is not None:
         spec = model_spec(wildcards.method, wildcards.variant)
         value = (spec.get("resources") or {}).get(key, value)

@@ -1,5 +1,6 @@
 # Stage 1 — data: the dataset in the harness format (uint8 N×C×H×W + captions + split), once
-# per run, so every later job depends on one file whose content Snakemake tracks.
+# per run, so every later job depends on one file whose content Snakemake tracks. With
+# config.latent, `encode_latents` turns it into VAE latents once, read by every train job.
 
 PREPARE = config["dataset"]["prepare"]
 DOWNLOADS = config["dataset"].get("download_dir", "data/downloads")
@@ -36,7 +37,7 @@ elif PREPARE == "cifar10":
         conda:
             "../envs/e2ed2.yaml"
         params:
-            root=DOWNLOADS,
+            root=lambda w, output: os.path.dirname(output.batches),
         shell:
             "python -m e2ed2.datasets_remote cifar10-download --root {params.root} > {log} 2>&1"
 
@@ -73,7 +74,7 @@ elif PREPARE == "coco30k":
         conda:
             "../envs/e2ed2.yaml"
         params:
-            root=DOWNLOADS,
+            root=lambda w, output: os.path.dirname(output.val),
         shell:
             "python -m e2ed2.datasets_remote coco-download --root {params.root} --train > {log} 2>&1"
 
@@ -98,7 +99,7 @@ elif PREPARE == "coco30k":
         resources:
             mem_mb=32000,
         params:
-            resolution=config["net"]["resolution"],
+            resolution=config["dataset"]["resolution"],  # pixels (the net may be latent)
             n=COCO["n"],
             seed=COCO["seed"],
             n_train=COCO["n_train"],
@@ -108,6 +109,44 @@ elif PREPARE == "coco30k":
             " --n {params.n} --seed {params.seed} --train-images {input.train}"
             " --train-captions {input.train_captions} --n-train {params.n_train}"
             " --out {output.npz} --pairs-out {output.pairs} > {log} 2>&1"
+
+
+if LATENT:
+
+    # Latent space (Rombach et al. 2022): every image of the dataset (all splits, in order)
+    # encoded once by the VAE; training reads these, sampling decodes through the same VAE
+    rule encode_latents:
+        input:
+            data=DATA_NPZ,
+        output:
+            latents=LATENTS_NPZ,
+        log:
+            f"{R}/logs/data/{DATASET}.latents.log",
+        benchmark:
+            f"{R}/benchmarks/data/{DATASET}.latents.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: res("latent", "threads")
+        resources:
+            mem_mb=res("latent", "mem_mb"),
+            gpu=res("latent", "gpu"),
+            runtime=res("latent", "runtime"),
+        params:
+            vae=shlex.quote(LATENT["vae"]),
+            subfolder=(
+                f"--subfolder {shlex.quote(LATENT['subfolder'])}"
+                if LATENT.get("subfolder")
+                else ""
+            ),
+            batch_size=LATENT.get("batch_size", 32),
+            mode=LATENT.get("mode", "mean"),
+            seed=LATENT.get("seed", 0),
+            dtype=LATENT.get("dtype", "float32"),
+        shell:
+            "OMP_NUM_THREADS={threads} python -m e2ed2.latent encode --data {input.data}"
+            " --vae {params.vae} {params.subfolder} --mode {params.mode} --seed {params.seed}"
+            " --batch-size {params.batch_size} --dtype {params.dtype}"
+            " --out {output.latents} > {log} 2>&1"
 
 
 # Every pretrained file the harness may use (FID Inception, open_clip, LPIPS backbones, VAE),

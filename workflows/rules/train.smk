@@ -1,12 +1,14 @@
 # Stage 2 — train: every model in config.models (DDPM teacher, CD and E2ED² from it, CT from
 # scratch) through the ONE shared loop of e2ed2.train. The whole run config is a param, so a
 # changed knob reruns exactly that model and what depends on it. latest.pt is not declared:
-# a rerun after a crash resumes from it.
+# a rerun after a crash resumes from it. In a latent-space run (config.latent) every job also
+# reads the encoded latents, and its run config carries `latent: {vae, latents}`.
 
 
 rule train:
     input:
         unpack(teacher_inputs),
+        unpack(latent_inputs),
         data=DATA_NPZ,
     output:
         ckpt=f"{R}/train/{{method}}/{{variant}}/final.pt",
