@@ -112,10 +112,7 @@ def test_use_conda_and_slurm_profile_parse():
     env = yaml.safe_load((REPO / "workflows/envs/e2ed2.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "torch==2.14.1" in pip and any(p.startswith("clean-fid") for p in pip)
-    import importlib.util
-
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("snakemake-executor-plugin-slurm not installed (pip install -e '.[cluster]')")
+    # the Slurm executor plugin is a dependency of the project (pyproject.toml)
     proc = snakemake("--executor", "slurm", "-n", "--forceall", "--profile", "workflows/profiles/slurm", "--configfile",
                      "workflows/config/cifar10.yaml")
     assert "results/cifar10/train/ddpm/main/final.pt" in proc.stdout
