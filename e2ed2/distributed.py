@@ -67,7 +67,10 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
             raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
         torch.cuda.set_device(info.local_rank)
         return torch.device("cuda", info.local_rank)
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but torch.cuda.is_available() is False")
+    return device
 
 
 def barrier() -> None:

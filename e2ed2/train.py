@@ -84,10 +84,6 @@ class NonFiniteLossError(RuntimeError):
         self.step = step
 
 
-def resolve_device(name: str) -> torch.device:
-    return distributed.resolve_device(name)
-
-
 def autocast(device: torch.device, amp: str):
     """bf16 autocast when ``amp == 'bf16'``; otherwise no context at all (bitwise fp32)."""
     dtype = AMP_DTYPES[amp]

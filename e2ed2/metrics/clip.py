@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import clip_model, common
+from ..distributed import resolve_device
 from .fid import _save_npz
 from .frechet import frechet_distance, statistics
 
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if not getattr(args, "samples", None) and not args.data:
         raise SystemExit(f"{args.cmd}: give --data SPEC" + (" or --samples DIR" if args.cmd == "calc" else ""))
-    args.device_obj = common.resolve_device(args.device)
+    args.device_obj = resolve_device(args.device)
     backbone = clip_model.load(args.clip, device=args.device_obj)
     with torch.no_grad():
         out = cmd_ref(args, backbone) if args.cmd == "ref" else cmd_calc(args, backbone)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import backends, common
+from ..distributed import resolve_device
 from .inception import NETWORK_NAME
 
 
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.device_obj = common.resolve_device(args.device)
+    args.device_obj = resolve_device(args.device)
     if args.cmd == "floor":
         args.samples = None
     elif args.cmd == "calc" and not args.samples and not args.data:

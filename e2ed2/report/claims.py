@@ -67,6 +67,13 @@ def _baselines(s: pd.DataFrame, spec: dict) -> list:
     return list(names)
 
 
+def _many_step_baselines(s, spec, metric: str, dataset) -> pd.DataFrame:
+    """Each baseline's rows at its largest NFE ≥ many_steps_nfe (the reference of C3 and C9)."""
+    B = _arms(s, metric, dataset=dataset, method=_baselines(s, spec), variant=spec["main_variant"])
+    B = B[B["nfe"] >= spec["many_steps_nfe"]]
+    return B[B["nfe"] == B.groupby("method")["nfe"].transform("max")]
+
+
 def few_step(s, spec, metric, lower, cid, claim, datasets=None) -> Verdict:
     word = "upper" if lower else "lower"
     v = Verdict(cid, claim, f"Supported when, at every NFE in {spec['nfe']} (same dataset, same N), the {word} 95% bound of "
@@ -90,9 +97,7 @@ def c3(s, spec) -> Verdict:
                 f"inconclusive otherwise.", INCONCLUSIVE)
     outcomes = []
     for dataset in sorted(s["dataset"].unique()):
-        B = _arms(s, "fid", dataset=dataset, method=_baselines(s, spec), variant=spec["main_variant"])
-        B = B[B["nfe"] >= spec["many_steps_nfe"]]
-        B = B[B["nfe"] == B.groupby("method")["nfe"].transform("max")]
+        B = _many_step_baselines(s, spec, "fid", dataset)
         E = _arms(s, "fid", dataset=dataset, method=spec["method"], variant=spec["main_variant"])
         E = E[E["nfe"] <= 4]
         if B.empty or E.empty:
@@ -201,9 +206,7 @@ def c9(s, spec, runs=None) -> Verdict:
                 f"when an upper bound is below that threshold or a run diverged; inconclusive otherwise.", INCONCLUSIVE)
     outcomes = []
     for dataset in sorted(s["dataset"].unique()):
-        B = _arms(s, "recall", dataset=dataset, method=_baselines(s, spec), variant=spec["main_variant"])
-        B = B[B["nfe"] >= spec["many_steps_nfe"]]
-        B = B[B["nfe"] == B.groupby("method")["nfe"].transform("max")]
+        B = _many_step_baselines(s, spec, "recall", dataset)
         E = _arms(s, "recall", dataset=dataset, method=spec["method"], variant=spec["main_variant"], nfe=spec["nfe"])
         if B.empty or E.empty:
             continue
