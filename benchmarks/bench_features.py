@@ -28,9 +28,16 @@ def best_rate(fn, n, repeats):
 
 
 def _timed(fn):
+    _sync()
     t0 = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - t0
+
+
+def _sync():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def main(argv=None) -> int:
@@ -39,13 +46,16 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the ceiling figure is the CPU's)")
     args = p.parse_args(argv)
+    dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     layers = inception.load_torchscript_layers(inception.locate())
     nets = {"torchscript": inception.TorchScriptFID(layers), "torchscript-channels-last": inception.TorchScriptFID(layers, True),
             "fast (folded BN, fused 1x1, channels-last)": inception.InceptionFID(layers)}
-    x = torch.rand(args.batch_size, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255
-    rows = {"threads": args.threads, "batch_size": args.batch_size, "load_avg": os.getloadavg(), "network": {}}
+    nets = {k: v.to(dev) for k, v in nets.items()}
+    x = (torch.rand(args.batch_size, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255).to(dev)
+    rows = {"threads": args.threads, "device": str(dev), "batch_size": args.batch_size, "load_avg": os.getloadavg(), "network": {}}
     with torch.inference_mode():
         for name, net in nets.items():
             rate = best_rate(lambda: net(x), args.batch_size, args.repeats)
@@ -57,7 +67,7 @@ def main(argv=None) -> int:
         for fast in (False, True):
             key = f"{backend} {'fast' if fast else 'torchscript'}"
             with torch.inference_mode():
-                t = _timed(lambda: feats.__setitem__(key, backends.features(backend, images, batch_size=args.batch_size, fast=fast)))
+                t = _timed(lambda: feats.__setitem__(key, backends.features(backend, images, batch_size=args.batch_size, fast=fast, device=dev)))
             rows["backends"][key] = {"images_per_s": args.n / t, "fraction_of_ceiling": args.n / t / CEILING}
         half = args.n // 2
         fid = {}
