@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     layers = inception.load_torchscript_layers(inception.locate())
     nets = {"torchscript": inception.TorchScriptFID(layers), "torchscript-channels-last": inception.TorchScriptFID(layers, True),
             "fast (folded BN, fused 1x1, channels-last)": inception.InceptionFID(layers)}
+    if args.device == "cpu":
+        nets[f"fast + {args.threads} single-thread workers"] = inception.CoreParallel(inception.InceptionFID(layers), args.threads)
     nets = {k: v.to(dev) for k, v in nets.items()}
     x = (torch.rand(args.batch_size, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255).to(dev)
     rows = {"threads": args.threads, "device": str(dev), "batch_size": args.batch_size, "load_avg": os.getloadavg(), "network": {}}

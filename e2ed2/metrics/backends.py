@@ -54,8 +54,9 @@ def clean_features(images: np.ndarray, net, *, batch_size: int = 50, device=torc
     resize = build_resizer("clean")  # PIL bicubic, float, per channel, to 299×299; values in [0, 255]
     out = []
     for lo in range(0, len(images), batch_size):
-        batch = np.stack([resize(im.transpose(1, 2, 0)) for im in images[lo:lo + batch_size]])
-        out.append(get_batch_features(torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()), net, device))
+        # N×299×299×3 float32 viewed as N×3×299×299: already channels-last, so no transpose copy
+        batch = torch.from_numpy(np.stack([resize(im.transpose(1, 2, 0)) for im in images[lo:lo + batch_size]]))
+        out.append(get_batch_features(batch.permute(0, 3, 1, 2), net, device))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -111,8 +112,12 @@ def _fidelity_extractor_class():
             return (torch.rand([1, 3, 299, 299]) * 255).to(torch.uint8)
 
         def forward(self, x):
-            x = interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(299, 299), align_corners=False)
-            return (self.net(x),)
+            # The TF-1.x bilinear resize treats channels independently: a gray image repeated to RGB
+            # is resized once and repeated after (3× less resize work, same values).
+            gray = x.shape[1] == 3 and bool((x[:, 1:] == x[:, :1]).all())
+            x = interpolate_bilinear_2d_like_tensorflow1x((x[:, :1] if gray else x).float(), size=(299, 299),
+                                                          align_corners=False)
+            return (self.net(x.expand(-1, 3, -1, -1) if gray else x),)
 
     return FidelityInception
 
@@ -190,10 +195,24 @@ def features(backend: str, images_rgb: np.ndarray, *, inception_path=None, batch
     if images_rgb.ndim != 4 or images_rgb.shape[1] != 3 or images_rgb.dtype != np.uint8:
         raise ValueError(f"expected uint8 N×3×H×W images, got {images_rgb.dtype} {images_rgb.shape}")
     path = None if inception_path is None else str(inception_path)
-    if backend == "clean-fid":
-        net, _ = network(path, fast, str(device))
-        return clean_features(images_rgb, net, batch_size=batch_size, device=device)
-    return fidelity_features(images_rgb, path, batch_size=batch_size, device=device, fast=fast)
+    with exact_fp32():
+        if backend == "clean-fid":
+            net, _ = network(path, fast, str(device))
+            return clean_features(images_rgb, net, batch_size=batch_size, device=device)
+        return fidelity_features(images_rgb, path, batch_size=batch_size, device=device, fast=fast)
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """Features in true fp32 on CUDA: cuDNN convolutions default to TF32 on Ampere and later
+    (torch.backends.cudnn.allow_tf32 is True out of the box), which moved FID by ~1e-3 relative on
+    an H200 (benchmarks/gpu_check.py); the FID protocol is fp32, so TF32 is off while we extract."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def metrics(backend: str, gen: np.ndarray, ref: dict) -> list[dict]:
