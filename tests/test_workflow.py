@@ -103,6 +103,14 @@ def test_default_config_covers_the_protocol():
         assert set(names) <= set(variants)
 
 
+def test_teacher_trains_first_by_priority():
+    """The DDPM teacher gates every distilled model: it carries the highest train priority."""
+    proc = snakemake("-n", "--forceall")
+    prio = dict(re.findall(r"wildcards: method=(\w+), variant=(?:\w+)\n\s+priority: (\d+)", proc.stdout))
+    assert prio.get("ddpm") == "2", proc.stdout[-2000:]
+    assert prio.get("e2ed2") == "1" and prio.get("ct") == "1"
+
+
 def test_use_conda_and_slurm_profile_parse():
     # every rule names the env file; without a conda binary (this machine) the dry run gets
     # as far as `conda info`, i.e. the workflow parsed with --use-conda

@@ -93,6 +93,19 @@ def teacher_inputs(wildcards):
     return {"teacher": final_ckpt(spec["teacher"])} if "teacher" in spec else {}
 
 
+def train_priority(wildcards):
+    """Scheduling order when cores are short: a teacher (a model others distil from or sample
+    through `checkpoint_of`) first, since every dependent job waits for it; then the other
+    training jobs, the longest jobs of the run; sampling and metrics (priority 0) fill in.
+    """
+    ref = f"{wildcards.method}/{wildcards.variant}"
+    for m, v in all_models():
+        spec = model_spec(m, v)
+        if ref in (spec.get("teacher"), spec.get("checkpoint_of")):
+            return 2
+    return 1
+
+
 def latent_inputs(wildcards):
     """The encoded latents every training job reads in a latent-space run (none otherwise)."""
     return {"latents": LATENTS_NPZ} if LATENT else {}

@@ -17,6 +17,7 @@ rule train:
         f"{R}/logs/train/{{method}}/{{variant}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
+    priority: train_priority
     conda:
         "../envs/e2ed2.yaml"
     threads: lambda w: res("train", "threads", w)
