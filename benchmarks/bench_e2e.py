@@ -100,8 +100,9 @@ def main(argv=None) -> int:
                 return 1
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
+            cuda = "" if r["cuda_peak_mb"] is None else f", peak CUDA {r['cuda_peak_mb']:.0f} MB"
             print(f"K={r['K']} ckpt={'on' if ckpt else 'off'}: {r['sec_per_step']:.3f} s/step, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB (+{r['step_rss_mb']:.0f} MB for the step)", flush=True)
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB (+{r['step_rss_mb']:.0f} MB for the step){cuda}", flush=True)
     mem = "cuda_peak_mb" if rows[0]["cuda_peak_mb"] is not None else "step_rss_mb"
     print(f"\n| K | checkpointing | s/step | peak RSS MB | step MB ({mem}) | × K=1 |")
     print("|---|---|---|---|---|---|")
