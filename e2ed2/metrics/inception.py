@@ -14,8 +14,9 @@ Activations stay channels-last. Features match the TorchScript to float rounding
 On CPU, ``CoreParallel`` then runs the network data-parallel over the cores: micro-batches of a
 few images go to one worker thread per core, each with ONE intra-op thread. The stem's large
 activations (64×147×147 per image) make intra-op parallel convs memory-bound; one image stream
-per core measured 1.3× faster on 2 cores (benchmarks/bench_features.py). Every image still goes
-through the same ops, so features change only at float-rounding level.
+per core measured 1.1–1.3× faster on 2 cores (benchmarks/bench_features.py; the ratio moved
+with the VM's load). Every image still goes through the same ops, so features change only at
+float-rounding level.
 """
 
 from __future__ import annotations
