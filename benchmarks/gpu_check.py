@@ -49,12 +49,13 @@ class Runner:
 
 
 def last_stats(run: Path) -> dict:
-    """Mean s/step over the logged steps after the first (compile/warm-up) record, from stats.jsonl."""
+    """Last logged step and its losses, plus the mean sec_per_step over the records after the
+    first (compile/warm-up), from the run's stats.jsonl (e2ed2.train's log format)."""
     recs = [json.loads(line) for line in open(run / "stats.jsonl")]
-    keep = {k: recs[-1][k] for k in recs[-1] if k in ("step", "loss", "s_per_step", "sec_per_step", "peak_mem_mb")}
-    times = [r.get("s_per_step", r.get("sec_per_step")) for r in recs[1:] if r.get("s_per_step", r.get("sec_per_step"))]
+    keep = {k: v for k, v in recs[-1].items() if k == "step" or k.startswith("loss_")}
+    times = [r["sec_per_step"] for r in recs[1:]]
     if times:
-        keep["mean_s_per_step_after_first"] = sum(times) / len(times)
+        keep["mean_sec_per_step_after_first"] = sum(times) / len(times)
     return keep
 
 
@@ -119,9 +120,9 @@ def metrics_stage(run: Runner, w: Path) -> dict:
                                                "--out", str(w / f"metrics/clip_{s.parent.name}_{s.name}.json")])
     out = {"metrics": {}}
     for p in sorted((w / "metrics").glob("*.json")):
-        rec = json.loads(p.read_text())
-        out["metrics"][p.stem] = {k: rec.get(k) for k in ("value", "values", "metrics", "fid", "kid", "n", "backend",
-                                                           "clip_score", "fd_clip", "precision", "recall") if k in rec}
+        rec = json.loads(p.read_text())  # one metric JSON: {"results": [{"metric", "value"}, ...], "n", ...}
+        out["metrics"][p.stem] = {"n": rec["n"], "backend": rec.get("backend"),
+                                  **{r["metric"]: r["value"] for r in rec["results"]}}
     return out
 
 
