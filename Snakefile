@@ -1,35 +1,39 @@
 # E2ED² reproduction harness: one DAG from data to report (arXiv 2412.21044).
 #
-#   snakemake --cores all                                   # embedded offline default (mnist5k, CPU)
+#   snakemake --cores all                                   # embedded offline default (mnist5k + digits, CPU)
 #   snakemake --cores all --configfile workflows/config/smoke.yaml
+#   snakemake --cores all --configfile my.yaml              # a partial file updates the default
 #   snakemake --profile workflows/profiles/slurm --configfile workflows/config/cifar10.yaml
 #
-# Stages (one rule file each): data → train → sample → metrics → report.
-# workflows/README.md documents the layout, the cluster profiles and how to add a baseline.
+# Stages (one rule file each): data → train → sample → metrics → diagnostics → report.
+# workflows/README.md documents the layout, config overrides, cluster profiles and how to add
+# a baseline; docs/DESIGN.md the method, the claims and the protocol.
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-# A --configfile given on the command line replaces the default instead of being merged
-# into it (a merge would add the default's models to every other config).
-if not workflow.overwrite_configfiles:
+# --configfile files and --config values update this default (e2ed2.plan.resolve_config); a
+# file with `replace: [...]` replaces those top-level blocks instead of merging into them.
+configfile: "workflows/config/default.yaml"
 
-    configfile: "workflows/config/default.yaml"
+
+include: "workflows/rules/common.smk"
 
 
 validate(config, "workflows/schemas/config.schema.yaml")
+PLAN.validate()  # every method/net/train knob of every model, at DAG build
 
 
 report: "workflows/report/workflow.rst"
 
 
-include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
 include: "workflows/rules/train.smk"
 include: "workflows/rules/sample.smk"
 include: "workflows/rules/metrics.smk"
+include: "workflows/rules/diagnostics.smk"
 include: "workflows/rules/report.smk"
 
 

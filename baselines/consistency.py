@@ -1,46 +1,52 @@
-"""Consistency models (Song et al. 2023): distillation ("cd") and training ("ct").
+"""Consistency models: distillation "cd" and training "ct" (Song et al. 2023; Song & Dhariwal 2023).
 
-Consistency function on top of the shared UNet with EDM-style skip scalings shifted to σ_min
-(Song et al. 2023, eq. 5 / App. C):
-    f_θ(x, σ) = c_skip(σ)·x + c_out(σ)·F_θ(x, σ),
-    c_skip = σ_d²/((σ − σ_min)² + σ_d²),  c_out = σ_d(σ − σ_min)/sqrt(σ² + σ_d²),
-so f_θ(x, σ_min) = x. F_θ = D_θ/σ_d, where D_θ(x, σ) = x − σ·ε̂_θ(c_in·x, t(σ)) is the
-ε-parameterised denoiser of the VP table (c_in = 1/sqrt(σ² + 1), t from the DDPM table):
-the UNet sees exactly the DDPM teacher's inputs, so CD initialised from the teacher starts
-at f ≈ D_teacher for large σ. The target network θ⁻ is an EMA of θ kept in the state_dict.
+The consistency function puts the boundary condition on top of the network with the scalings
+of ``e2ed2.precond.ConsistencyBoundary`` (Song et al. 2023, App. C):
+
+    f_θ(x, σ) = c_skip(σ)·x + c_out(σ)·F_θ(c_in(σ)·x, c_noise(σ)),
+    c_skip = σ_d²/((σ − σ_min)² + σ_d²),  c_out = σ_d(σ − σ_min)/√(σ² + σ_d²),
+
+so f_θ(x, σ_min) = x exactly, with c_in and c_noise of the method's own parameterisation. With
+``precond: edm`` F_θ is bounded at every σ and a student initialised from an EDM teacher starts
+at f ≈ D_teacher for σ ≫ σ_min (the two scalings agree there).
+
+Both minimise λ(σ_n)·d(f_θ(x_{n+1}, σ_{n+1}), f_θ⁻(x̂_n, σ_n)) over adjacent points of the
+Karras grid σ_1 < … < σ_N (``Schedule.discretisation``):
+
+- CD (Song et al. 2023, Alg. 2): x_{n+1} = x₀ + σ_{n+1}·z, x̂_n one ODE step of the frozen
+  teacher; θ⁻ an EMA of θ (μ = ``target_ema``); n uniform.
+- CT: x̂_n = x₀ + σ_n·z with the same z (no teacher in the loss). ``recipe: ict`` (default) is
+  improved CT (Song & Dhariwal 2023): pseudo-Huber distance, λ(σ_n) = 1/(σ_{n+1} − σ_n), n drawn
+  log-normally (P_mean −1.1, P_std 2.0), the doubling curriculum N(k) = min(s0·2^⌊k/K'⌋, s1) + 1,
+  θ⁻ = stopgrad(θ). ``recipe: ct`` is the original (Song et al. 2023, App. C: N(k) from s0 to s1
+  on a square-root curriculum, θ⁻ an EMA with μ(k) = exp(s0·ln μ0/N(k)), uniform n). The
+  curriculum's length K is the training run's length, given by the loop (``after_step``).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from e2ed2 import samplers, schedules
-from e2ed2.denoiser import VPDenoiser, _broadcast_sigma
-from e2ed2.losses.distance import DISTANCES, distance
-from e2ed2.method import Batch, Method
-from e2ed2.teacher import load_teacher
+from e2ed2 import samplers
+from e2ed2.config import knob
+from e2ed2.denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
+from e2ed2.losses.distance import distance
+from e2ed2.method import Batch, DiffusionConfig, Method
+from e2ed2.precond import ConsistencyBoundary
 
 
-class ConsistencyFunction(nn.Module):
-    """f_θ(x, σ, c) = c_skip(σ)·x + c_out(σ)·D_θ(x, σ, c)/σ_d (see module docstring)."""
-
-    def __init__(self, net, train_sigmas, sigma_min: float, sigma_data: float = 0.5):
-        super().__init__()
-        self.D = VPDenoiser(net, train_sigmas, "eps")
-        self.sigma_min, self.sigma_data = float(sigma_min), float(sigma_data)
-
-    def forward(self, x, sigma, cond=None):
-        sigma = _broadcast_sigma(sigma, x)
-        s = sigma.to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
-        sd, smin = self.sigma_data, self.sigma_min
-        c_skip = sd**2 / ((s - smin) ** 2 + sd**2)
-        c_out = sd * (s - smin) / (s**2 + sd**2).sqrt()
-        return c_skip * x + c_out * self.D(x, sigma, cond) / sd
+@dataclass(frozen=True)
+class ConsistencyConfig(DiffusionConfig):
+    init: Literal["teacher", "scratch"] = knob("scratch", doc="start from the teacher's weights or at random")
+    teacher: str | None = knob(None, doc="teacher checkpoint (init: teacher; CD's ODE steps)")
+    distance: Literal["l2", "l1", "pseudo_huber"] = knob("l2", doc="d(·,·) of the consistency loss")
+    huber_c: float | None = knob(None, gt=0, doc="pseudo-Huber c (default 0.00054·√dim)")
 
 
 def ode_step(D, x, sigma, sigma_next, cond, solver: str = "heun"):
@@ -54,140 +60,172 @@ def ode_step(D, x, sigma, sigma_next, cond, solver: str = "heun"):
     return x + (s_next - s) * (d + d_next) / 2
 
 
-def consistency_loss(f_online, f_target, x_next, sigma_next, x_n, sigma_n, cond, dist: str, huber_c=None):
-    """d(f_θ(x_{n+1}, σ_{n+1}), f_θ⁻(x̂_n, σ_n)) per sample (Song et al. 2023, eqs. 7 and 10)."""
-    return distance(f_online(x_next, sigma_next, cond), f_target(x_n, sigma_n, cond).detach(), dist, huber_c)
-
-
 class ConsistencyMethod(Method):
-    """Shared parts of CD and CT: f_θ, target θ⁻, σ discretisation, consistency sampling."""
+    """Shared parts of CD and CT: f_θ, the target θ⁻, the pair loss, consistency sampling."""
 
     default_sampler = "consistency"
-    common_defaults = {"init": "scratch", "teacher": None, "rho": 7.0, "sigma_data": 0.5,
-                       "distance": "l2", "huber_c": None}
 
-    def __init__(self, cfg, net_cfg, restoring: bool = False):
-        super().__init__(cfg, net_cfg, restoring)
-        c = self.cfg
-        if c["init"] not in ("teacher", "scratch"):
-            raise ValueError(f"{self.name}: init must be 'teacher' or 'scratch', got {c['init']!r}")
-        if c["distance"] not in DISTANCES:
-            raise ValueError(f"{self.name}: distance must be one of {DISTANCES}, got {c['distance']!r}")
-        self.teacher_method = None
-        # a restored checkpoint has its own weights; the teacher file is needed only to train
-        if not restoring and (c["init"] == "teacher" or self.needs_teacher):
-            teacher = load_teacher(c["teacher"], c, self.net.config if c["init"] == "teacher" else None, who=self.name)
-            if c["init"] == "teacher":
-                self.net.load_state_dict(teacher.net.state_dict())
-            self.__dict__["teacher_method"] = teacher if self.needs_teacher else None
+    def __init__(self, cfg: ConsistencyConfig, net_cfg=None):
+        super().__init__(cfg, net_cfg)
+        self.boundary = ConsistencyBoundary(self.param, self.schedule.sigma_min, cfg.sigma_data)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
-        self.sigma_min, self.sigma_max = float(self.train_sigmas[0]), float(self.train_sigmas[-1])
 
-    needs_teacher = False
+    @property
+    def sigma_min(self) -> float:
+        return self.schedule.sigma_min
+
+    def teacher_path(self) -> str | None:
+        return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
+
+    def init_from(self, teacher: Method) -> None:
+        super().init_from(teacher)
+        self.target.load_state_dict(self.net.state_dict())
 
     def denoiser(self, net=None) -> nn.Module:
-        return ConsistencyFunction(net if net is not None else self.net, self.train_sigmas, self.sigma_min, self.cfg["sigma_data"])
+        """The consistency function f_θ (of ``net``, default the online network)."""
+        f = Denoiser(net if net is not None else self.net, self.boundary)
+        return ClippedDenoiser(f) if self.cfg.clip_denoised else f
 
-    def discretisation(self, N: int) -> torch.Tensor:
-        """σ_1 < … < σ_N: Karras et al. 2022 eq. 5 over the teacher's [σ_min, σ_max] (float64)."""
-        return schedules.karras_sigmas(N, self.sigma_min, self.sigma_max, self.cfg["rho"])[:-1].flip(0)
-
-    def sigmas(self, steps: int, sampler: str | None = None) -> torch.Tensor:
-        """Multistep ladder: the first `steps` points of a (steps+1)-point Karras ladder, then 0
-        (σ_min itself is skipped: f(x, σ_min) = x)."""
-        return schedules.append_zero(schedules.karras_sigmas(steps + 1, self.sigma_min, self.sigma_max, self.cfg["rho"])[:steps])
+    def sigmas(self, steps: int) -> torch.Tensor:
+        """Multistep ladder: the first `steps` points of a (steps+1)-point Karras ladder over
+        [σ_min, σ_max], then 0 (σ_min itself is skipped: f(x, σ_min) = x)."""
+        s = self.schedule
+        ladder = s.discretisation(steps + 1).flip(0)
+        return torch.cat([ladder[:steps], ladder.new_zeros(1)])
 
     def sample(self, z, cond=None, steps: int = 1, *, sampler=None, net=None, generator=None, guidance=1.0, denoiser=None):
         if (sampler or self.default_sampler) != "consistency":
-            return super().sample(z, cond, steps, sampler=sampler, net=net, generator=generator, guidance=guidance, denoiser=denoiser)
-        from e2ed2.denoiser import GuidedDenoiser
-
+            return super().sample(z, cond, steps, sampler=sampler, net=net, generator=generator, guidance=guidance,
+                                  denoiser=denoiser)
         sigmas = self.sigmas(steps)
         D = denoiser if denoiser is not None else self.denoiser(net)
         D = GuidedDenoiser(D, guidance) if guidance != 1.0 else D
-        run = functools.partial(samplers.sample_consistency, sigma_min=self.sigma_min)
-        return run(D, self.prior(z, sigmas[0]), sigmas, cond, generator=generator)
-
-    def extra_state(self) -> dict:
-        """Every knob, defaults included, recorded in the checkpoint beside the user config."""
-        return {"method_config": dict(self.cfg)}
+        return samplers.sample_consistency(D, self.prior(z, sigmas[0]), sigmas, cond, generator=generator,
+                                           sigma_min=self.sigma_min)
 
     def update_target(self, mu: float) -> None:
         """θ⁻ ← μ·θ⁻ + (1 − μ)·θ (stop-gradient EMA, Song et al. 2023 Alg. 2-3)."""
-        for pt, p in zip(self.target.parameters(), self.net.parameters()):
-            pt.detach().lerp_(p.detach(), 1 - mu)
-        for bt, b in zip(self.target.buffers(), self.net.buffers()):
-            bt.detach().copy_(b)
+        with torch.no_grad():
+            for pt, p in zip(self.target.parameters(), self.net.parameters()):
+                pt.lerp_(p, 1 - mu)
+            for bt, b in zip(self.target.buffers(), self.net.buffers()):
+                bt.copy_(b)
 
-    def pair_loss(self, x_next, sigma_next, x_n, sigma_n, cond):
-        return consistency_loss(self.denoiser(self.net), self.denoiser(self.target), x_next, sigma_next, x_n, sigma_n,
-                                cond, self.cfg["distance"], self.cfg["huber_c"])
+    def pair_loss(self, x_next, sigma_next, x_n, sigma_n, cond, target_net: nn.Module) -> torch.Tensor:
+        """d(f_θ(x_{n+1}, σ_{n+1}), f_θ⁻(x̂_n, σ_n)) per sample (Song et al. 2023, eqs. 7 and 10)."""
+        online = self.denoiser(self.net)(x_next, sigma_next, cond)
+        with torch.no_grad():
+            target = self.denoiser(target_net)(x_n, sigma_n, cond)
+        return distance(online, target, self.cfg.distance, self.cfg.huber_c)
+
+
+# ---- consistency distillation ------------------------------------------------------------------
+@dataclass(frozen=True)
+class CDConfig(ConsistencyConfig):
+    init: Literal["teacher", "scratch"] = knob("teacher", doc="start from the teacher's weights or at random")
+    N: int = knob(18, min=2, doc="points of the σ grid")
+    solver: Literal["euler", "heun"] = knob("heun", doc="the teacher's ODE step")
+    target_ema: float = knob(0.95, min=0.0, lt=1.0, doc="μ of the target network θ⁻")
 
 
 class ConsistencyDistillation(ConsistencyMethod):
-    """CD (Song et al. 2023, Alg. 2): x̂_n = one teacher ODE step from x_{n+1} = x + σ_{n+1}·z."""
+    """CD (Song et al. 2023, Alg. 2): x̂_n = one teacher ODE step from x_{n+1} = x₀ + σ_{n+1}·z."""
 
     name = "cd"
-    needs_teacher = True
-    defaults = {**ConsistencyMethod.common_defaults, "init": "teacher", "N": 18, "solver": "heun", "target_ema": 0.95}
+    Config = CDConfig
 
-    def __init__(self, cfg, net_cfg, restoring: bool = False):
-        super().__init__(cfg, net_cfg, restoring)
-        if self.cfg["solver"] not in ("euler", "heun"):
-            raise ValueError(f"cd: solver must be 'euler' or 'heun', got {self.cfg['solver']!r}")
+    def uses_teacher(self) -> bool:
+        return True
 
-    def teacher_denoiser(self, device):
-        return self.teacher_method.to(device).denoiser()
-
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        if teacher is None:
+            raise ValueError("cd: the loss needs the frozen teacher (build the run with e2ed2.registry.build_training)")
         x0, c = batch.x, batch.tokens
-        sig = self.discretisation(self.cfg["N"]).to(x0.device)
-        n = torch.randint(0, self.cfg["N"] - 1, (x0.shape[0],), generator=generator).to(x0.device)
+        sig = self.schedule.discretisation(self.cfg.N).to(x0.device)
+        n = torch.randint(0, self.cfg.N - 1, (x0.shape[0],), generator=generator).to(x0.device)
         z = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
         sigma_n, sigma_next = sig[n], sig[n + 1]
         x_next = x0 + sigma_next.to(x0.dtype).view(-1, 1, 1, 1) * z
-        # the teacher's ODE step σ_{n+1} → σ_n (frozen teacher, inputs without grad: no graph)
-        x_n = ode_step(self.teacher_denoiser(x0.device), x_next, sigma_next, sigma_n, c, self.cfg["solver"]).detach()
-        return self.pair_loss(x_next, sigma_next, x_n, sigma_n, c)
+        # the teacher's ODE step σ_{n+1} → σ_n (frozen teacher, no graph)
+        with torch.no_grad():
+            x_n = ode_step(teacher.denoiser(), x_next, sigma_next, sigma_n, c, self.cfg.solver)
+        return self.pair_loss(x_next, sigma_next, x_n, sigma_n, c, self.target)
 
-    def after_step(self, step: int) -> None:
-        self.update_target(self.cfg["target_ema"])
+    def after_step(self, step: int, total: int) -> None:
+        self.update_target(self.cfg.target_ema)
 
 
-def ct_schedule(k: int, total: int, s0: int = 2, s1: int = 150, mu0: float = 0.9) -> tuple[int, float]:
-    """N(k) = ⌈sqrt(k/K·((s1+1)² − s0²) + s0²) − 1⌉ + 1 and μ(k) = exp(s0·log μ0/N(k))
-    (Song et al. 2023, App. C)."""
-    N = math.ceil(math.sqrt(min(k, total) / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
-    return N, math.exp(s0 * math.log(mu0) / N)
+# ---- consistency training ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CTConfig(ConsistencyConfig):
+    schedule: Literal["linear", "cosine", "edm"] = knob("edm", doc="σ ∈ [0.002, 80] as in (i)CT")
+    precond: Literal["eps", "v", "x0", "edm"] = knob("edm", doc="c_in, c_noise of EDM under the boundary scalings")
+    recipe: Literal["ict", "ct"] = knob("ict", doc="improved CT (Song & Dhariwal 2023) or the original (Song et al. 2023)")
+    distance: Literal["l2", "l1", "pseudo_huber"] = knob("pseudo_huber", doc="d(·,·) of the consistency loss")
+    s0: int = knob(10, min=2, doc="initial grid size of the curriculum")
+    s1: int = knob(1280, min=2, doc="final grid size of the curriculum")
+    mu0: float = knob(0.9, min=0.0, lt=1.0, doc="ct recipe: initial target EMA μ0")
+    index_P_mean: float = knob(-1.1, doc="ict: mean of ln σ for the log-normal choice of n")
+    index_P_std: float = knob(2.0, gt=0, doc="ict: std of ln σ for the log-normal choice of n")
+
+
+def ct_grid_size(k: int, total: int, s0: int, s1: int, recipe: str) -> int:
+    """N(k), the number of grid points at step k of ``total``.
+
+    ct (Song et al. 2023, App. C): ⌈√(k/K·((s1+1)² − s0²) + s0²) − 1⌉ + 1;
+    ict (Song & Dhariwal 2023, eq. 8): min(s0·2^⌊k/K'⌋, s1) + 1, K' = ⌊K/(⌊log2(s1/s0)⌋ + 1)⌋."""
+    k = min(k, total)
+    if recipe == "ct":
+        return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
+    K_prime = max(1, total // (int(math.log2(s1 / s0)) + 1))
+    return min(s0 * 2 ** (k // K_prime), s1) + 1
+
+
+def lognormal_index_probs(sigmas: torch.Tensor, P_mean: float, P_std: float) -> torch.Tensor:
+    """p(n) ∝ erf((ln σ_{n+1} − P_mean)/(√2·P_std)) − erf((ln σ_n − P_mean)/(√2·P_std)), n = 1…N−1
+    (Song & Dhariwal 2023, §3.5), for an ascending grid ``sigmas``."""
+    cdf = torch.erf((sigmas.log() - P_mean) / (math.sqrt(2) * P_std))
+    p = (cdf[1:] - cdf[:-1]).clamp(min=0)
+    return p / p.sum()
 
 
 class ConsistencyTraining(ConsistencyMethod):
-    """CT (Song et al. 2023, Alg. 3): the unbiased pair x + σ_{n+1}·z vs x + σ_n·z, no teacher."""
+    """CT: the pair x₀ + σ_{n+1}·z vs x₀ + σ_n·z with one z, no teacher (see module docstring)."""
 
     name = "ct"
-    defaults = {**ConsistencyMethod.common_defaults, "s0": 2, "s1": 150, "mu0": 0.9,
-                "total_steps": 2000}  # total_steps: K of the N(k) curriculum (set to train.steps)
+    Config = CTConfig
 
-    def __init__(self, cfg, net_cfg, restoring: bool = False):
-        super().__init__(cfg, net_cfg, restoring)
-        self.register_buffer("k", torch.zeros((), dtype=torch.long))  # curriculum step, checkpointed
+    def __init__(self, cfg: CTConfig, net_cfg=None):
+        super().__init__(cfg, net_cfg)
+        # curriculum position (step k, run length K), checkpointed with the weights
+        self.register_buffer("k", torch.zeros((), dtype=torch.long))
+        self.register_buffer("total", torch.ones((), dtype=torch.long))
 
-    def schedule_now(self) -> tuple[int, float]:
+    def grid(self) -> torch.Tensor:
         c = self.cfg
-        return ct_schedule(int(self.k), c["total_steps"], c["s0"], c["s1"], c["mu0"])
+        return self.schedule.discretisation(ct_grid_size(int(self.k), int(self.total), c.s0, c.s1, c.recipe))
 
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
-        x0, c = batch.x, batch.tokens
-        N, _ = self.schedule_now()
-        sig = self.discretisation(N).to(x0.device)
-        n = torch.randint(0, N - 1, (x0.shape[0],), generator=generator).to(x0.device)
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        x0, c, cfg = batch.x, batch.tokens, self.cfg
+        sig = self.grid().to(x0.device)
+        if cfg.recipe == "ict":
+            probs = lognormal_index_probs(sig.cpu(), cfg.index_P_mean, cfg.index_P_std)
+            n = torch.multinomial(probs.float(), x0.shape[0], replacement=True, generator=generator).to(x0.device)
+        else:
+            n = torch.randint(0, len(sig) - 1, (x0.shape[0],), generator=generator).to(x0.device)
         z = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
         sigma_n, sigma_next = sig[n], sig[n + 1]
         x_next = x0 + sigma_next.to(x0.dtype).view(-1, 1, 1, 1) * z
         x_n = x0 + sigma_n.to(x0.dtype).view(-1, 1, 1, 1) * z
-        return self.pair_loss(x_next, sigma_next, x_n, sigma_n, c)
+        target_net = self.net if cfg.recipe == "ict" else self.target  # ict: θ⁻ = stopgrad(θ)
+        d = self.pair_loss(x_next, sigma_next, x_n, sigma_n, c, target_net)
+        if cfg.recipe == "ict":  # λ(σ_n) = 1/(σ_{n+1} − σ_n)
+            d = d / (sigma_next - sigma_n).to(d.dtype)
+        return d
 
-    def after_step(self, step: int) -> None:
-        _, mu = self.schedule_now()
-        self.update_target(mu)
+    def after_step(self, step: int, total: int) -> None:
+        self.total.fill_(total)
+        if self.cfg.recipe == "ct":
+            N = ct_grid_size(int(self.k), total, self.cfg.s0, self.cfg.s1, "ct")
+            self.update_target(math.exp(self.cfg.s0 * math.log(self.cfg.mu0) / N))
         self.k.fill_(step + 1)

@@ -1,36 +1,31 @@
-"""DDIM (Song et al. 2021): no training of its own — a DDPM checkpoint under the deterministic
-``ddim`` sampler (η = 0) at any step count.
+"""DDIM (Song et al. 2021): no training of its own — a trained diffusion model (the DDPM or EDM
+teacher) under the deterministic ``ddim`` sampler (η = 0) at any step count.
 
-The workflow never trains "ddim": it samples the DDPM run's final.pt with ``--sampler ddim``.
-:func:`from_ddpm_checkpoint` gives the same thing as a Method object whose ``sample()``
-defaults to DDIM, with the DDPM weights loaded unchanged (no hidden retraining).
+The workflow never trains "ddim": it samples the teacher's final.pt with ``--sampler ddim``
+(``checkpoint_of:`` in the config). :meth:`DDIM.of` gives the same thing as a Method object
+whose ``sample()`` defaults to DDIM, with the teacher's weights unchanged (no retraining).
 """
 
 from __future__ import annotations
 
 import torch
 
-from baselines.ddpm import DDPM
-from e2ed2.method import Batch
+from e2ed2.method import Batch, DiffusionConfig, Method
 
 
-class DDIM(DDPM):
+class DDIM(Method):
     name = "ddim"
+    Config = DiffusionConfig
     default_sampler = "ddim"
     trainable = False
 
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
-        raise RuntimeError("ddim has no training of its own: train method 'ddpm' and sample its checkpoint "
-                           "with --sampler ddim (or baselines.ddim.from_ddpm_checkpoint)")
+    @classmethod
+    def of(cls, model: Method) -> "DDIM":
+        """``model`` (any diffusion Method) as DDIM: same config, same weights, sampler 'ddim'."""
+        ddim = cls(model.cfg, model.net.config)
+        ddim.net.load_state_dict(model.net.state_dict())
+        return ddim
 
-
-def from_ddpm_checkpoint(path, ema: bool = True, map_location="cpu") -> DDIM:
-    """The DDPM checkpoint at ``path`` as a DDIM method (same weights, sampler 'ddim')."""
-    from e2ed2.checkpoint import load_method
-
-    ddpm, ckpt = load_method(path, ema=ema, map_location=map_location)
-    if ckpt["method"] != "ddpm":
-        raise ValueError(f"{path}: DDIM samples a ddpm checkpoint, this one is {ckpt['method']!r}")
-    ddim = DDIM({k: v for k, v in ddpm.cfg.items()}, ddpm.net.config.to_dict())
-    ddim.load_state_dict(ddpm.state_dict())
-    return ddim
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        raise RuntimeError("ddim has no training of its own: train 'ddpm' (or 'edm') and sample its checkpoint "
+                           "with --sampler ddim (or DDIM.of(model))")

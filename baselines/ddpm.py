@@ -1,34 +1,50 @@
-"""DDPM (Ho et al. 2020): ε-prediction on a T=1000 linear-β schedule, simple loss (eq. 14).
+"""Denoising diffusion trained with the denoising loss: DDPM (Ho et al. 2020) and EDM (Karras et al. 2022).
 
-Sampling: ancestral (``ddpm`` sampler) at the full 1000 steps or respaced to fewer, with x̂₀
-clipped to [−1, 1] as in the paper's reference sampler (``clip_denoised``, a recorded knob).
+Both minimise λ(σ)·‖D_θ(x₀ + σn, σ) − x₀‖² (``e2ed2.method.denoising_loss``); they differ only in
+their defaults, i.e. in EDM Table 1's columns:
+
+- ``ddpm``: ε-prediction on the T = 1000 linear-β VP schedule, t ~ U{0…T−1}, unit weight on ε
+  (the "simple" loss, eq. 14). Sampling: ancestral (``ddpm`` sampler) on the trailing respacing,
+  x̂₀ clipped to [−1, 1] as in the paper's reference sampler (``clip_denoised``). ``precond: v``
+  or ``x0`` train the other parameterisations on the same schedule.
+- ``edm``: EDM preconditioning (c_skip, c_out, c_in, c_noise = ln σ/4), ln σ ~ N(−1.2, 1.2²),
+  λ(σ) = (σ² + σ_d²)/(σσ_d)², σ ∈ [0.002, 80]; sampled on the Karras ρ = 7 ladder.
+
 The same checkpoint serves the DDIM baseline through the deterministic ``ddim`` sampler.
-``prediction: v`` / ``x0`` train the other parameterisations with the same loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
-from e2ed2.method import Batch, Method
+from e2ed2.config import knob
+from e2ed2.method import Batch, DiffusionConfig, Method, denoising_loss
+
+
+@dataclass(frozen=True)
+class DDPMConfig(DiffusionConfig):
+    clip_denoised: bool = knob(True, doc="clamp x̂₀ to [−1, 1] in every sampler step (Ho et al.'s p_sample)")
 
 
 class DDPM(Method):
     name = "ddpm"
-    defaults = {"clip_denoised": True}
+    Config = DDPMConfig
     default_sampler = "ddpm"
 
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
-        x0 = batch.x
-        B = x0.shape[0]
-        # t ~ U{0..T-1}, ε ~ N(0, I); in σ-space x = x₀ + σ_t·ε and the net sees x_vp = c_in·x
-        # with c_in = 1/sqrt(1 + σ²) = sqrt(ᾱ_t) (Ho et al. 2020, eq. 4)
-        t = torch.randint(0, self.cfg["T"], (B,), generator=generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
-        sigma = self.train_sigmas.to(x0.device)[t].to(x0.dtype).view(-1, 1, 1, 1)
-        c_in = 1 / (sigma**2 + 1).sqrt()
-        F = self.net((x0 + sigma * eps) * c_in, t.to(x0.dtype), batch.tokens)
-        # regression target of the parameterisation: ε (eq. 14, "simple"), v = sqrt(ᾱ)ε − sqrt(1−ᾱ)x₀
-        # (Salimans & Ho 2022), or x₀ — each the inverse of VPDenoiser's mapping
-        target = {"eps": eps, "v": c_in * (eps - sigma * x0), "x0": x0}[self.cfg["prediction"]]
-        return (F - target).pow(2).flatten(1).mean(1)
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        return denoising_loss(self, batch.x, batch.tokens, generator)
+
+
+@dataclass(frozen=True)
+class EDMConfig(DiffusionConfig):
+    schedule: Literal["linear", "cosine", "edm"] = knob("edm", doc="EDM's continuous σ ∈ [sigma_min, sigma_max]")
+    precond: Literal["eps", "v", "x0", "edm"] = knob("edm", doc="EDM preconditioning (e2ed2.precond)")
+
+
+class EDM(DDPM):
+    name = "edm"
+    Config = EDMConfig
+    default_sampler = "heun"

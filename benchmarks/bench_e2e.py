@@ -111,9 +111,9 @@ def main(argv=None) -> int:
         print(f"| {r['K']} | {'on' if r['checkpointing'] else 'off'} | {r['sec_per_step']:.3f} | "
               f"{r['peak_rss_mb']:.0f} | {r[mem]:.0f} | {r[mem] / ref[mem]:.2f} |")
     if args.json:
-        from e2ed2.config import write_json_atomic
+        from e2ed2.atomic import write_json
 
-        write_json_atomic(args.json, rows)
+        write_json(args.json, rows)
     return 0
 
 

@@ -106,16 +106,15 @@ def main(argv=None) -> int:
     g = result["gflops_per_image_forward"]
     result["stages"] = {name: [(stage, f / 1e18, hours(f), hours(f) * MFU / 0.1) for stage, f in rows]
                         for name, rows in budgets(g).items()}
-    text = json.dumps(result, indent=2)
     for name, rows in result["stages"].items():
         print(f"\n{name}\n| stage | PFLOP | GPU-h at MFU {MFU:.0%} | GPU-h at MFU 10% |\n|---|---|---|---|")
         for stage, ef, h30, h10 in rows:
             print(f"| {stage} | {ef * 1e3:,.0f} | {h30:.1f} | {h10:.1f} |")
         print(f"| total | {sum(r[1] for r in rows) * 1e3:,.0f} | {sum(r[2] for r in rows):.1f} | {sum(r[3] for r in rows):.1f} |")
     if args.out:
-        from e2ed2.config import write_json_atomic
+        from e2ed2.atomic import write_json
 
-        write_json_atomic(args.out, result)
+        write_json(args.out, result)
     return 0
 
 

@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write, write_json
+
 
 class AssetMissingError(FileNotFoundError):
     pass
@@ -186,10 +188,8 @@ def fetch(name: str) -> Path:
         import torch.hub
 
         dest = candidates(asset)[0]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        torch.hub.download_url_to_file(asset.source, str(tmp), progress=True)
-        os.replace(tmp, dest)
+        with atomic_write(dest) as tmp:
+            torch.hub.download_url_to_file(asset.source, str(tmp), progress=True)
     return resolve(name)
 
 
@@ -241,9 +241,7 @@ def main(argv=None) -> int:
         done[name] = {"path": str(path), "sha256": sha256(path)}
         print(f"fetched {name}: {path}", file=sys.stderr)
     if args.manifest:
-        from .config import write_json_atomic
-
-        write_json_atomic(args.manifest, done)
+        write_json(args.manifest, done)
     print(json.dumps(done, indent=2))
     return 0
 

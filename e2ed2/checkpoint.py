@@ -1,17 +1,19 @@
 """Checkpoints: plain tensors and primitives only, loaded with ``weights_only=True``.
 
-Contents: {format, method, config, step, state_dict, ema, optim, rng}. Writes are atomic
-(temp file in the same folder + ``os.replace``), so a kill never leaves a half-written file
-under the real name and an earlier checkpoint is never lost.
+Contents: {format, method, config, run_hash, identity, step, state_dict, ema, optim, rng, ...}.
+Writes are atomic (``e2ed2.atomic``), so a kill never leaves a half-written file under the real
+name and an earlier checkpoint is never lost. This module is file I/O only: rebuilding a method
+from a checkpoint is ``e2ed2.registry.load_method``.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .atomic import atomic_write
 
 FORMAT = "e2ed2-checkpoint-v1"
 
@@ -21,16 +23,8 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         torch.save({"format": FORMAT, **obj}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -50,15 +44,3 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {sorted(missing)}")
     return ckpt
-
-
-def load_method(path: str | os.PathLike, ema: bool = True, map_location="cpu"):
-    """Rebuild the method from a checkpoint; with ``ema`` the network gets the EMA weights."""
-    from .registry import build_method
-
-    ckpt = load_checkpoint(path, map_location)
-    method = build_method(ckpt["config"], restoring=True)
-    method.load_state_dict(ckpt["state_dict"])
-    if ema and ckpt.get("ema") is not None:
-        method.net.load_state_dict(ckpt["ema"])
-    return method, ckpt

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import HELDOUT, TRAIN, ImageDataset, center_crop_resize
+from .atomic import atomic_write, write_json
 
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -97,10 +98,8 @@ def download_url(url: str, dest: Path) -> Path:
 
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    torch.hub.download_url_to_file(url, str(tmp), progress=True)
-    os.replace(tmp, dest)
+    with atomic_write(dest) as tmp:
+        torch.hub.download_url_to_file(url, str(tmp), progress=True)
     return dest
 
 
@@ -241,9 +240,7 @@ def main(argv=None) -> int:
                                args.train_images, args.train_captions, args.n_train)
         ds.save(args.out)
         if args.pairs_out:
-            from .config import write_json_atomic
-
-            write_json_atomic(args.pairs_out, pairs)
+            write_json(args.pairs_out, pairs)
         if args.ref_dir:
             save_reference_folder(ds, args.ref_dir)
         print(_summary(ds, args.out))

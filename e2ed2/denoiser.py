@@ -1,8 +1,6 @@
-"""The denoiser contract D(x, σ, cond) → x̂₀ in σ-space, and adapters that lift networks into it.
-
-σ-space (Karras et al. 2022, eq. 1): x = x₀ + σ·n. A VP/DDPM network sees the VP variable
-x_vp = x·c_in with c_in = 1/sqrt(σ² + 1) and a continuous timestep c_noise obtained by
-interpolating log σ over the discrete training table (as crowsonkb/k-diffusion does).
+"""The denoiser contract D(x, σ, cond) → x̂₀ in σ-space (Karras et al. 2022, eq. 1: x = x₀ + σ·n),
+the wrapper that lifts a network into it through a parameterisation (``e2ed2.precond``), and
+wrappers on top of any denoiser: clipping, classifier-free guidance, NFE counting.
 """
 
 from __future__ import annotations
@@ -18,49 +16,20 @@ def _broadcast_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
     return sigma
 
 
-class VPDenoiser(nn.Module):
-    """Adapter for a DDPM-style network F(x_vp, t, cond) with ε-, v- or x₀-prediction.
+class Denoiser(nn.Module):
+    """D(x, σ, c) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x, c_noise(σ), c) for a parameterisation of
+    ``e2ed2.precond`` (EDM, Table 1). The scalings are computed in float64 and cast to x's dtype."""
 
-    ε: D = x - σ·F (Ho et al. 2020 in σ-space);  v: D = x/(1+σ²) - σ/sqrt(1+σ²)·F
-    (Salimans & Ho 2022);  x₀: D = F.
-    """
-
-    def __init__(self, net: nn.Module, train_sigmas: torch.Tensor, prediction: str = "eps"):
+    def __init__(self, net: nn.Module, param):
         super().__init__()
-        if prediction not in ("eps", "v", "x0"):
-            raise ValueError(f"prediction must be eps, v or x0, got {prediction!r}")
-        self.net = net
-        self.prediction = prediction
-        self.register_buffer("log_sigmas", train_sigmas.to(torch.float64).log(), persistent=False)
-
-    @property
-    def sigma_min(self) -> float:
-        return float(self.log_sigmas[0].exp())
-
-    @property
-    def sigma_max(self) -> float:
-        return float(self.log_sigmas[-1].exp())
-
-    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Continuous timestep: piecewise-linear interpolation of t over log σ_t."""
-        log_sigma = sigma.to(torch.float64).clamp(min=1e-30).log()
-        ls = self.log_sigmas.to(sigma.device)
-        idx = torch.searchsorted(ls, log_sigma).clamp(1, len(ls) - 1)
-        lo, hi = ls[idx - 1], ls[idx]
-        w = ((log_sigma - lo) / (hi - lo)).clamp(0, 1)
-        return (idx - 1).to(torch.float64) + w
+        self.net, self.param = net, param
 
     def forward(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
         sigma = _broadcast_sigma(sigma, x)
-        s = sigma.to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
-        c_in = 1 / (s**2 + 1).sqrt()
-        t = self.sigma_to_t(sigma).to(x.dtype)
-        F = self.net(x * c_in, t, cond)
-        if self.prediction == "eps":
-            return x - s * F
-        if self.prediction == "v":
-            return x * c_in**2 - s * c_in * F
-        return F
+        s = sigma.to(torch.float64).view(-1, *([1] * (x.ndim - 1)))
+        c_skip, c_out, c_in = (c.to(x.dtype) for c in self.param.scalings(s))
+        F = self.net(x * c_in, self.param.c_noise(sigma).to(x.dtype), cond)
+        return c_skip * x + c_out * F
 
 
 class ClippedDenoiser(nn.Module):

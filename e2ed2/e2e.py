@@ -1,32 +1,62 @@
-"""E2ED²: train the few-step sampler end to end from pure noise (arXiv 2412.21044; DESIGN §4).
+"""E2ED²: train the few-step sampler end to end from pure noise (arXiv 2412.21044; docs/DESIGN.md §4).
 
-Generator G_θ(z, c): the K-step deterministic sampler (default DDIM η=0 on the trailing
-ladder) started from pure noise, the shared UNet at every step, gradients through every
-step. Loss on the final sample x̂ = G_θ(z, c):
+Generator G_θ(z, c): the K-step deterministic sampler (default DDIM η=0) on the method's own
+ladder, started from pure noise, the shared UNet at every step, gradients through every step.
+Loss on the final sample x̂ = G_θ(z, c):
     λ_rec·d(x̂, x) + λ_perc·perceptual(x̂, x) + λ_adv·(−D_ψ(x̂, c))
 with x the data paired with c (``pairing: data``) or the teacher's many-step ODE sample from
 the same z (``pairing: teacher``). With λ_adv > 0 a conditional discriminator D_ψ is trained
 in a "disc" phase (hinge loss, optional R1) before each generator ("main") phase.
 Per-step activation checkpointing keeps memory flat in K; ``backprop_last: k`` detaches x
 before the last k steps (truncation ablation); ``start: leaky`` starts from forward-noised
-data at the largest t instead of pure noise (leakage ablation).
+data at the largest σ instead of pure noise (leakage ablation).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import samplers
+from .config import ConfigError, knob
 from .discriminator import Discriminator
-from .losses import build_perceptual, check_perceptual_name
+from .losses import PERCEPTUAL_BACKENDS, build_perceptual
 from .losses.adversarial import d_hinge, g_hinge, r1_penalty
-from .losses.distance import DISTANCES, distance
-from .method import Batch, Method
-from .teacher import load_teacher
+from .losses.distance import distance
+from .method import Batch, DiffusionConfig, Method
 
-CHOICES = {"init": ("teacher", "scratch"), "pairing": ("data", "teacher"), "start": ("pure", "leaky")}
+CHAIN_SAMPLERS = ("ddim", "euler", "heun", "dpmpp_2m", "ddpm")  # any σ-space sampler but consistency
+
+
+@dataclass(frozen=True)
+class E2ED2Config(DiffusionConfig):
+    steps: int = knob(2, min=1, doc="K: sampler steps unrolled in training (sampling may use any K')")
+    sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="the chain trained through; sample() defaults to it")
+    init: Literal["teacher", "scratch"] = knob("teacher", doc="start from the teacher's weights or at random")
+    teacher: str | None = knob(None, doc="teacher checkpoint (init: teacher, pairing: teacher)")
+    pairing: Literal["data", "teacher"] = knob("data", doc="target: the data paired with c, or the teacher's ODE sample from z")
+    teacher_steps: int = knob(25, min=1, doc="pairing teacher: the teacher's sampler steps")
+    teacher_sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="pairing teacher: the teacher's sampler")
+    start: Literal["pure", "leaky"] = knob("pure", doc="x_T = prior·z, or x₀ + σ_max·z (leakage ablation)")
+    lambda_rec: float = knob(1.0, min=0.0, doc="weight of the regression term")
+    rec_distance: Literal["l2", "l1", "pseudo_huber"] = knob("l2", doc="distance of the regression term")
+    lambda_perc: float = knob(1.0, min=0.0, doc="weight of the perceptual term")
+    perceptual: Literal[PERCEPTUAL_BACKENDS] = knob("mslap", doc="perceptual backend (e2ed2.losses)")
+    lambda_adv: float = knob(0.0, min=0.0, doc="weight of the adversarial term (0: no discriminator)")
+    disc_channels: int = knob(16, min=1, doc="width of the discriminator")
+    r1_gamma: float = knob(0.0, min=0.0, doc="R1 weight γ (penalty γ/2·‖∇D‖²); 0 = off")
+    backprop_last: int = knob(0, min=0, doc="k > 0: gradients through only the last k steps; 0 = all")
+    checkpointing: bool = knob(True, doc="recompute each step's activations in backward (memory flat in K)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.backprop_last > self.steps:
+            raise ConfigError(f"backprop_last ({self.backprop_last}) must be ≤ steps ({self.steps})")
 
 
 class CheckpointedDenoiser(nn.Module):
@@ -42,60 +72,33 @@ class CheckpointedDenoiser(nn.Module):
 
 class E2ED2(Method):
     name = "e2ed2"
-    defaults = {
-        "steps": 2,  # K: sampler steps unrolled in training (any K' may be used for sampling)
-        "sampler": "ddim",  # the chain trained through; sample() defaults to it
-        "init": "teacher",  # teacher | scratch
-        "teacher": None,  # path to the DDPM checkpoint (init: teacher or pairing: teacher)
-        "pairing": "data",  # data | teacher
-        "teacher_steps": 25,  # teacher's ODE steps for pairing: teacher
-        "teacher_sampler": "ddim",
-        "start": "pure",  # pure | leaky
-        "lambda_rec": 1.0,
-        "rec_distance": "l2",
-        "lambda_perc": 1.0,
-        "perceptual": "mslap",  # none | lpips | lpips-vgg | lpips-randalex | mslap
-        "lambda_adv": 0.0,
-        "disc_channels": 16,
-        "r1_gamma": 0.0,  # R1 weight γ (penalty γ/2·‖∇D‖²); 0 = off
-        "backprop_last": 0,  # k > 0: gradients through only the last k steps; 0 = all
-        "checkpointing": True,
-    }
+    Config = E2ED2Config
 
-    def __init__(self, cfg: dict | None, net_cfg: dict | None, restoring: bool = False):
-        super().__init__(cfg, net_cfg, restoring)
-        c = self.cfg
-        for key, allowed in CHOICES.items():
-            if c[key] not in allowed:
-                raise ValueError(f"e2ed2: {key} must be one of {allowed}, got {c[key]!r}")
-        samplers.get_sampler(c["sampler"]), samplers.get_sampler(c["teacher_sampler"])
-        if c["sampler"] == "consistency":
-            raise ValueError("e2ed2: sampler 'consistency' needs a consistency function; use ddim, euler, heun, ...")
-        if c["rec_distance"] not in DISTANCES:
-            raise ValueError(f"e2ed2: rec_distance must be one of {DISTANCES}, got {c['rec_distance']!r}")
-        check_perceptual_name(c["perceptual"])
-        if not 0 <= int(c["backprop_last"]) <= int(c["steps"]):
-            raise ValueError(f"e2ed2: backprop_last must be in [0, steps={c['steps']}], got {c['backprop_last']}")
-        self.default_sampler = c["sampler"]
-        # the teacher: initial weights and/or the many-step ODE target; kept out of the state_dict.
-        # A restored checkpoint has its own weights: the teacher file is needed only to train.
-        teacher = None
-        if not restoring and (c["init"] == "teacher" or c["pairing"] == "teacher"):
-            teacher = load_teacher(c["teacher"], c, self.net.config if c["init"] == "teacher" else None, who="e2ed2")
-        if teacher is not None and c["init"] == "teacher":
-            self.net.load_state_dict(teacher.net.state_dict())
-        self.__dict__["_teacher"] = teacher if c["pairing"] == "teacher" else None
-        self.__dict__["_perceptual"] = None  # built on first use: sampling never needs its weights
-        if c["lambda_adv"] > 0:
+    def __init__(self, cfg: E2ED2Config, net_cfg=None):
+        super().__init__(cfg, net_cfg)
+        self.default_sampler = cfg.sampler
+        if cfg.lambda_adv > 0:
             self.phases = ("disc", "main")
             nc = self.net.config
-            self.disc = Discriminator(nc.image_channels, nc.resolution, c["disc_channels"], nc.vocab_size)
+            self.disc = Discriminator(nc.image_channels, nc.resolution, cfg.disc_channels, nc.vocab_size)
+
+    def teacher_path(self) -> str | None:
+        return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
+
+    def uses_teacher(self) -> bool:
+        return self.cfg.pairing == "teacher"
+
+    @cached_property
+    def perceptual(self) -> nn.Module | None:
+        """The frozen perceptual loss, built on first use (sampling never needs its weights) and
+        kept out of the state_dict: it is part of the loss, not of the model."""
+        return build_perceptual(self.cfg.perceptual) if self.cfg.lambda_perc > 0 else None
 
     # ---- the unrolled generator G_θ(z, c) ----------------------------------------------
     def start(self, z: torch.Tensor, x0: torch.Tensor | None, sigma_max: torch.Tensor) -> torch.Tensor:
-        """x_T in σ-space. pure: the VP prior x_vp = z. leaky: the forward process at the
-        largest t, x_vp = sqrt(ᾱ_T)·x₀ + sqrt(1 − ᾱ_T)·z, i.e. x = x₀ + σ_max·z."""
-        if self.cfg["start"] == "pure":
+        """x_T in σ-space. pure: the prior (no data). leaky: the forward process at the largest
+        σ, x = x₀ + σ_max·z (in VP variables x_vp = √ᾱ_T·x₀ + √(1 − ᾱ_T)·z)."""
+        if self.cfg.start == "pure":
             return self.prior(z, sigma_max)
         if x0 is None:
             raise ValueError("e2ed2: start 'leaky' needs the data x₀")
@@ -103,63 +106,55 @@ class E2ED2(Method):
 
     def generate(self, z, cond, x0=None, generator=None, steps: int | None = None) -> torch.Tensor:
         """x̂ = G_θ(z, c): the K-step sampler with gradients (grad mode is the caller's)."""
-        K = int(steps or self.cfg["steps"])
-        sigmas = self.sigmas(K, self.cfg["sampler"])
+        K = int(steps or self.cfg.steps)
+        sigmas = self.sigmas(K)
         D = self.denoiser()
-        if self.cfg["checkpointing"]:
+        if self.cfg.checkpointing:
             D = CheckpointedDenoiser(D)
-        k = int(self.cfg["backprop_last"])
+        k = self.cfg.backprop_last
         # truncation: cut the graph before step K − k, so only the last k steps get gradients
         hook = (lambda i, x: x.detach() if i == K - k else x) if 0 < k < K else None
-        sample = samplers.get_sampler(self.cfg["sampler"])
+        sample = samplers.get_sampler(self.cfg.sampler)
         return sample(D, self.start(z, x0, sigmas[0]), sigmas, cond, generator=generator, step_hook=hook)
 
-    def teacher_target(self, z, cond) -> torch.Tensor:
-        """pairing: teacher — the teacher's many-step ODE sample from the same z (no graph:
-        the teacher is frozen and z needs no grad)."""
-        if self._teacher is None:
-            raise RuntimeError("e2ed2: pairing 'teacher' needs the teacher; this method was restored for sampling only")
-        t = self._teacher.to(z.device)
-        sigmas = t.sigmas(self.cfg["teacher_steps"])
-        return samplers.get_sampler(self.cfg["teacher_sampler"])(t.denoiser(), t.prior(z, sigmas[0]), sigmas, cond).detach()
-
-    def perceptual(self, device) -> nn.Module | None:
-        if self._perceptual is None and self.cfg["perceptual"] != "none":
-            self.__dict__["_perceptual"] = build_perceptual(self.cfg["perceptual"])
-        return None if self._perceptual is None else self._perceptual.to(device)
+    def teacher_target(self, teacher: Method, z, cond) -> torch.Tensor:
+        """pairing: teacher — the teacher's many-step ODE sample from the same z (no graph)."""
+        with torch.no_grad():
+            return teacher.sample(z, cond, self.cfg.teacher_steps, sampler=self.cfg.teacher_sampler)
 
     # ---- losses --------------------------------------------------------------------------
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
-        x0, c = batch.x, batch.tokens
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        x0, c, cfg = batch.x, batch.tokens, self.cfg
         z = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
         if phase == "disc":
-            return self.disc_loss(x0, self.generate(z, c, x0, generator).detach(), c)
+            with torch.no_grad():  # the fakes only: no K-step graph to build and throw away
+                fake = self.generate(z, c, x0, generator)
+            return self.disc_loss(x0, fake, c)
         if phase != "main":
             raise ValueError(f"e2ed2: unknown phase {phase!r}")
         x_hat = self.generate(z, c, x0, generator)
-        target = x0 if self.cfg["pairing"] == "data" else self.teacher_target(z, c)
-        cfg = self.cfg
-        loss = cfg["lambda_rec"] * distance(x_hat, target, cfg["rec_distance"])
-        perc = self.perceptual(x0.device) if cfg["lambda_perc"] > 0 else None
-        if perc is not None:
-            loss = loss + cfg["lambda_perc"] * perc(x_hat, target)
-        if cfg["lambda_adv"] > 0:
-            loss = loss + cfg["lambda_adv"] * g_hinge(self.disc(x_hat, c))
+        if cfg.pairing == "teacher":
+            if teacher is None:
+                raise ValueError("e2ed2: pairing 'teacher' needs the frozen teacher (e2ed2.registry.build_training)")
+            target = self.teacher_target(teacher, z, c)
+        else:
+            target = x0
+        loss = cfg.lambda_rec * distance(x_hat, target, cfg.rec_distance)
+        if self.perceptual is not None:
+            loss = loss + cfg.lambda_perc * self.perceptual.to(x0.device)(x_hat, target)
+        if cfg.lambda_adv > 0:
+            loss = loss + cfg.lambda_adv * g_hinge(self.disc(x_hat, c))
         return loss
 
     def disc_loss(self, real, fake, cond) -> torch.Tensor:
         """Hinge loss on (real, fake), plus γ/2·‖∇_x D(x)‖² on real data when r1_gamma > 0."""
-        gamma = self.cfg["r1_gamma"]
+        gamma = self.cfg.r1_gamma
         real = real.detach().requires_grad_(gamma > 0)
         real_logits = self.disc(real, cond)
         loss = d_hinge(real_logits, self.disc(fake, cond))
         if gamma > 0:
             loss = loss + gamma / 2 * r1_penalty(real_logits, real)
         return loss
-
-    def extra_state(self) -> dict:
-        """Every knob, defaults included, recorded in the checkpoint beside the user config."""
-        return {"method_config": dict(self.cfg)}
 
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         if phase == "disc":

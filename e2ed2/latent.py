@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import assets
+from .atomic import atomic_write
 from .data import ImageDataset, SPLITS, load_dataset, to_model_range
 
 
@@ -91,13 +90,8 @@ def encode_dataset(vae, data: ImageDataset, batch_size: int = 32, mode: str = "m
 
 
 def save_latents(path, latents: np.ndarray, data: ImageDataset, meta: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as f:
-        np.savez(f, latents=latents, split=data.split, meta=np.asarray(json.dumps(meta)))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        np.savez(tmp, latents=latents, split=data.split, meta=np.asarray(json.dumps(meta)))
 
 
 def load_latents(latent_cfg: dict, data: ImageDataset, split: str = "train") -> torch.Tensor:

@@ -4,19 +4,28 @@ A method owns its network(s) and defines a per-sample loss for each optimisation
 (most methods have one, "main"; E2ED² with an adversarial term adds "disc", stepped before
 "main" every iteration). The shared loop in ``e2ed2.train`` owns everything else: data,
 optimizers, LR warm-up, clipping, EMA, checkpoints and logs — identical for all methods.
+
+A method is built from plain arguments: its typed config (a frozen dataclass, ``Config``) and
+the UNet config. Files are opened elsewhere: ``e2ed2.registry`` resolves a teacher checkpoint,
+checks it and hands the frozen teacher to ``init_from`` (initial weights) and to ``loss``
+(a distillation target), the way NVlabs/edm's training loop wires its parts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from . import samplers, schedules
-from .denoiser import ClippedDenoiser, VPDenoiser
-from .nets import UNet
+from . import precond, samplers
+from .config import ConfigError, as_dict, knob
+from .denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
+from .nets import UNet, UNetConfig
+from .schedules import Schedule
+
+VP_SCHEDULES = ("linear", "cosine")
 
 
 @dataclass
@@ -26,45 +35,79 @@ class Batch:
     labels: torch.Tensor  # int64 B (-1 when unlabelled)
 
 
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """How noise levels σ map to the network: shared by every method, and a teacher and its
+    student must agree on it (``TEACHER_KEYS``). See ``e2ed2.schedules.Schedule`` and
+    ``e2ed2.precond`` for what each knob means."""
+
+    schedule: Literal["linear", "cosine", "edm"] = knob("linear", doc="VP table (linear/cosine β) or EDM's continuous σ")
+    T: int = knob(1000, min=2, doc="VP: number of discrete timesteps")
+    zero_snr: bool = knob(False, doc="VP: rescale to ᾱ_T = 0 (Lin et al. 2024)")
+    sigma_min: float = knob(0.002, gt=0, doc="edm: smallest σ")
+    sigma_max: float = knob(80.0, gt=0, doc="edm: largest σ (the prior's)")
+    rho: float = knob(7.0, gt=0, doc="ρ of the Karras ladder (edm sampling; consistency grids)")
+    P_mean: float = knob(-1.2, doc="edm: mean of ln σ during training")
+    P_std: float = knob(1.2, gt=0, doc="edm: std of ln σ during training")
+    precond: Literal["eps", "v", "x0", "edm"] = knob("eps", doc="network parameterisation (e2ed2.precond)")
+    sigma_data: float = knob(0.5, gt=0, doc="σ_data of the edm and consistency scalings")
+    clip_denoised: bool = knob(False, doc="clamp x̂₀ to [−1, 1] in every sampler step")
+
+    def __post_init__(self):
+        if self.schedule == "edm" and self.precond != "edm":
+            raise ConfigError(f"precond {self.precond!r} conditions the network on DDPM timesteps and needs a VP "
+                              f"schedule {VP_SCHEDULES}; with schedule 'edm' use precond 'edm'")
+        if self.sigma_min >= self.sigma_max:
+            raise ConfigError(f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})")
+
+
+# The knobs a student must share with its teacher (initialising from it or stepping its ODE).
+TEACHER_KEYS = ("schedule", "T", "zero_snr", "sigma_min", "sigma_max", "precond", "sigma_data")
+
+
 class Method(nn.Module):
-    """Base class. Subclasses set ``name``, ``defaults`` and implement ``loss``.
+    """Base class. Subclasses set ``name``, ``Config`` (a DiffusionConfig subclass) and ``loss``.
 
     ``self.net`` is the network that is EMA-averaged, checkpointed and sampled from.
-    ``cfg`` is ``defaults`` updated by the user's method config; unknown keys are an error.
-    ``restoring`` is True when the weights will be loaded from a checkpoint right after
-    construction: subclasses then skip work that only matters for a fresh run (loading a
-    teacher file to initialise from), so a checkpoint can be sampled without its teacher.
     """
 
     name: ClassVar[str] = "method"
+    Config: ClassVar[type] = DiffusionConfig
     phases: tuple[str, ...] = ("main",)
-    defaults: ClassVar[dict] = {}
-    # Shared σ-space conventions: VP DDPM schedule the UNet is conditioned on.
-    # clip_denoised clamps x̂₀ to [−1, 1] inside every sampler step (Ho et al.'s p_sample does).
-    schedule_defaults: ClassVar[dict] = {"T": 1000, "schedule": "linear", "zero_snr": False, "prediction": "eps",
-                                         "clip_denoised": False}
     default_sampler: ClassVar[str] = "euler"
+    trainable: ClassVar[bool] = True
 
-    def __init__(self, cfg: dict | None, net_cfg: dict | None, restoring: bool = False):
+    def __init__(self, cfg: DiffusionConfig, net_cfg: UNetConfig | dict | None = None):
         super().__init__()
-        self.restoring = restoring
-        self.cfg = self.resolve_config(cfg)
+        if not isinstance(cfg, self.Config):
+            raise TypeError(f"{self.name}: cfg must be a {self.Config.__name__}, got {type(cfg).__name__}")
+        self.cfg = cfg
         self.net = UNet(net_cfg)
-        self.train_sigmas = schedules.ddpm_sigmas(self.cfg["T"], self.cfg["schedule"], self.cfg["zero_snr"])
+        if cfg.schedule == "edm":
+            self.schedule = Schedule("edm", None, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.P_mean, cfg.P_std)
+        else:
+            self.schedule = Schedule.vp(cfg.T, cfg.schedule, cfg.zero_snr)
+        self.param = precond.build(cfg.precond, self.schedule.table, cfg.sigma_data)
 
-    @classmethod
-    def resolve_config(cls, cfg: dict | None) -> dict:
-        full = {**cls.schedule_defaults, **cls.defaults}
-        cfg = dict(cfg or {})
-        cfg.pop("name", None)
-        unknown = set(cfg) - set(full)
-        if unknown:
-            raise KeyError(f"method {cls.name!r}: unknown config keys {sorted(unknown)}; valid: {sorted(full)}")
-        full.update(cfg)
-        return full
+    # ---- construction helpers ------------------------------------------------------------
+    def config_dict(self) -> dict:
+        """Every knob, defaults included, with the registry name (stored in checkpoints)."""
+        return {"name": self.name, **as_dict(self.cfg)}
+
+    def teacher_path(self) -> str | None:
+        """The teacher checkpoint this run needs (to initialise from or to distil), if any."""
+        return None
+
+    def uses_teacher(self) -> bool:
+        """Whether ``loss`` needs the frozen teacher (distillation targets)."""
+        return False
+
+    def init_from(self, teacher: "Method") -> None:
+        """Start from the teacher's (EMA) weights; the builder has checked the configs agree."""
+        self.net.load_state_dict(teacher.net.state_dict())
 
     # ---- training -------------------------------------------------------------------
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
         """Per-sample loss, shape [B], for the given phase."""
         raise NotImplementedError
 
@@ -72,35 +115,45 @@ class Method(nn.Module):
         """Parameters the optimizer of ``phase`` updates (default: the network)."""
         return list(self.net.parameters())
 
-    def after_step(self, step: int) -> None:
-        """Hook after each optimizer step (e.g. a consistency target's EMA)."""
+    def after_step(self, step: int, total: int) -> None:
+        """Hook after optimizer step ``step`` (0-based) of ``total`` (e.g. a consistency target's EMA)."""
 
     # ---- sampling -------------------------------------------------------------------
     def denoiser(self, net: nn.Module | None = None) -> nn.Module:
         """D(x, σ, cond) for ``net`` (default: the online network), clipped if ``clip_denoised``."""
-        D = VPDenoiser(net if net is not None else self.net, self.train_sigmas, self.cfg["prediction"])
-        return ClippedDenoiser(D) if self.cfg["clip_denoised"] else D
+        D = Denoiser(net if net is not None else self.net, self.param)
+        return ClippedDenoiser(D) if self.cfg.clip_denoised else D
 
-    def sigmas(self, steps: int, sampler: str | None = None) -> torch.Tensor:
-        """The σ ladder for `steps` sampler steps (trailing respacing of the training table)."""
-        return schedules.respace(self.train_sigmas, steps, "trailing")
+    def sigmas(self, steps: int) -> torch.Tensor:
+        """The σ ladder for ``steps`` sampler steps (float64, descending, ending in 0)."""
+        return self.schedule.ladder(steps)
 
     def prior(self, z: torch.Tensor, sigma_max: torch.Tensor) -> torch.Tensor:
-        """x_T in σ-space from z ~ N(0, I): the VP prior x_vp = z, i.e. x = z·sqrt(1 + σ_max²)."""
-        return z * float((1 + sigma_max.double() ** 2).sqrt())
+        """x_T from z ~ N(0, I) at the ladder's first σ (VP: √(1+σ²)·z; EDM: σ·z)."""
+        return z * self.schedule.prior_std(sigma_max)
 
     def sample(self, z, cond=None, steps: int = 1, *, sampler: str | None = None, net=None,
                generator=None, guidance: float = 1.0, denoiser=None) -> torch.Tensor:
         """Images in [-1, 1] from pure noise z. Grad mode is the caller's choice."""
         sampler = sampler or self.default_sampler
-        sigmas = self.sigmas(steps, sampler)
+        sigmas = self.sigmas(steps)
         D = denoiser if denoiser is not None else self.denoiser(net)
         if guidance != 1.0:
-            from .denoiser import GuidedDenoiser
-
             D = GuidedDenoiser(D, guidance)
         return samplers.get_sampler(sampler)(D, self.prior(z, sigmas[0]), sigmas, cond, generator=generator)
 
-    def extra_state(self) -> dict:
-        """Method-specific hyper-state stored in checkpoints beside the state_dict."""
-        return {}
+
+def denoising_loss(method: Method, x0: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """λ(σ)·‖D_θ(x₀ + σn, σ) − x₀‖² per sample (EDM eq. 2), written as the regression of F_θ on
+    F_target with weight λ(σ)·c_out(σ)² (EDM eq. 8); σ from the method's training distribution.
+    For eps/v/x0 the weight is 1 and this is DDPM's "simple" loss on ε, v or x₀ (Ho et al. 2020,
+    eq. 14; Salimans & Ho 2022)."""
+    B = x0.shape[0]
+    sigma = method.schedule.training_sigmas(B, generator).to(x0.device)
+    n = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    s = sigma.view(-1, *([1] * (x0.ndim - 1)))
+    x = x0 + s.to(x0.dtype) * n
+    c_skip, c_out, c_in = (c.to(x0.dtype) for c in method.param.scalings(s))
+    F = method.net(x * c_in, method.param.c_noise(sigma).to(x0.dtype), tokens)
+    weight = (method.param.loss_weight(s) * method.param.scalings(s)[1] ** 2).to(x0.dtype)
+    return (weight * (F - (x0 - c_skip * x) / c_out) ** 2).flatten(1).mean(1)

@@ -52,11 +52,16 @@ def parse_seeds(spec: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            seeds.extend(range(int(lo), int(hi) + 1))
-        else:
-            seeds.append(int(part))
+        try:
+            lo, _, hi = part.partition("-")
+            lo, hi = int(lo), int(hi if hi else lo)
+        except ValueError:
+            raise ValueError(f"seeds {spec!r}: {part!r} is not N or N-M (non-negative integers)") from None
+        if lo < 0 or hi < lo:
+            raise ValueError(f"seeds {spec!r}: range {part!r} is empty or negative (write low-high, low ≤ high)")
+        seeds.extend(range(lo, hi + 1))
     if not seeds:
         raise ValueError(f"no seeds in {spec!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {spec!r}: a seed appears twice (two images would be identical)")
     return seeds

@@ -1,39 +1,113 @@
-"""The method registry: one line per method. Adding a baseline = a file + a line here."""
+"""The method registry (one line per method) and the one builder that turns configs and
+checkpoint files into methods.
+
+Adding a baseline = a file in ``baselines/`` + a line in ``METHODS``. Methods never open
+files: ``build_training`` resolves a method's teacher checkpoint, checks that it fits (same
+parameterisation and schedule; the same UNet when initialising from it), initialises the
+student from it and returns the frozen teacher for the loss; ``load_method`` rebuilds a
+trained method from its checkpoint.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 
-def _methods() -> dict:
-    from baselines.consistency import ConsistencyDistillation, ConsistencyTraining
-    from baselines.ddim import DDIM
-    from baselines.ddpm import DDPM
-    from e2ed2.e2e import E2ED2
+from baselines.consistency import ConsistencyDistillation, ConsistencyTraining
+from baselines.ddim import DDIM
+from baselines.ddpm import DDPM, EDM
 
-    return {
-        "ddpm": DDPM,
-        "ddim": DDIM,
-        "cd": ConsistencyDistillation,
-        "ct": ConsistencyTraining,
-        "e2ed2": E2ED2,
-    }
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ConfigError, parse
+from .e2e import E2ED2
+from .method import TEACHER_KEYS, Method
+from .nets import UNetConfig
+
+METHODS: dict[str, type[Method]] = {
+    "ddpm": DDPM,
+    "edm": EDM,
+    "ddim": DDIM,
+    "cd": ConsistencyDistillation,
+    "ct": ConsistencyTraining,
+    "e2ed2": E2ED2,
+}
 
 
 def method_names() -> list[str]:
-    return sorted(_methods())
+    return sorted(METHODS)
 
 
-def get_method(name: str):
-    methods = _methods()
-    if name not in methods:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(methods)}")
-    return methods[name]
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; registered: {method_names()}")
+    return METHODS[name]
 
 
-def build_method(config: dict, restoring: bool = False):
-    """Instantiate from a run config {"method": {"name": ..., knobs}, "net": {...}}.
+def method_config(method: dict):
+    """The typed config of ``{name: ..., knobs}`` (unknown knobs and bad values are ConfigErrors)."""
+    if not isinstance(method, dict) or "name" not in method:
+        raise ConfigError(f"method config needs 'name' (one of {method_names()}), got {method!r}")
+    cls = get_method(method["name"])
+    return cls, parse(cls.Config, {k: v for k, v in method.items() if k != "name"}, f"method {method['name']!r}")
 
-    ``restoring``: weights come from a checkpoint next (see ``Method``)."""
-    mcfg = dict(config.get("method") or {})
-    if "name" not in mcfg:
-        raise KeyError("config.method.name is required (one of %s)" % method_names())
-    return get_method(mcfg["name"])(mcfg, config.get("net"), restoring=restoring)
+
+def validate_run_config(config: dict) -> None:
+    """Check every method/net knob of a run config without building anything (for the DAG)."""
+    method_config(config.get("method"))
+    UNetConfig.from_dict(config.get("net"))
+
+
+def build_method(config: dict) -> Method:
+    """The method of a run config {"method": {"name", knobs}, "net": {...}}, randomly initialised."""
+    cls, cfg = method_config(config.get("method"))
+    return cls(cfg, UNetConfig.from_dict(config.get("net")))
+
+
+def build_training(config: dict) -> tuple[Method, Method | None]:
+    """(method, teacher) for training: the method initialised from its teacher when its config
+    says so; the frozen teacher is returned only when the method's loss uses it."""
+    method = build_method(config)
+    path = method.teacher_path()
+    if path is None:
+        return method, None
+    teacher = load_teacher(path, method)
+    if getattr(method.cfg, "init", "scratch") == "teacher":
+        method.init_from(teacher)
+    return method, teacher if method.uses_teacher() else None
+
+
+def load_method(path: str | os.PathLike, ema: bool = True, map_location="cpu") -> tuple[Method, dict]:
+    """Rebuild the method of a checkpoint; with ``ema`` the network gets the EMA weights."""
+    ckpt = load_checkpoint(path, map_location)
+    try:
+        method = build_method(ckpt["config"])
+        method.load_state_dict(ckpt["state_dict"])
+        if ema and ckpt.get("ema") is not None:
+            method.net.load_state_dict(ckpt["ema"])
+    except (ConfigError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its config or weights do not rebuild a method with this code: {e}") from e
+    return method, ckpt
+
+
+def load_teacher(path: str | os.PathLike, student: Method) -> Method:
+    """The frozen teacher (EMA weights) of ``student`` from checkpoint ``path``, checked to fit."""
+    who = student.name
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{who}: teacher checkpoint not found: {p} (train the teacher first, or set "
+                                f"method.teacher to its final.pt)")
+    teacher, _ = load_method(p, ema=True)
+    for k in TEACHER_KEYS:
+        a, b = getattr(teacher.cfg, k), getattr(student.cfg, k)
+        if a != b:
+            raise ConfigError(f"{who}: teacher {p} has {k}={a!r} but this method has {k}={b!r}; they must agree")
+    if getattr(student.cfg, "init", "scratch") == "teacher" and teacher.net.config != student.net.config:
+        raise ConfigError(f"{who}: teacher {p} network config {teacher.net.config.to_dict()} differs from this "
+                          f"method's {student.net.config.to_dict()}; init from the teacher needs the same UNet")
+    return teacher.requires_grad_(False).eval()
+
+
+def teacher_identity(path: str | os.PathLike) -> dict:
+    """What identifies a teacher's weights in a student's run identity: its run hash and step."""
+    ckpt = load_checkpoint(path)
+    return {"run_hash": ckpt.get("run_hash"), "step": int(ckpt["step"])}

@@ -15,9 +15,8 @@ CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR`
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
+import math
 import platform
 import sys
 import time
@@ -26,13 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed
-from .checkpoint import load_method
-from .config import write_json_atomic
+from . import cli, distributed
+from .atomic import atomic_write, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
 from .noise import SeedNoise, parse_seeds
+from .registry import load_method
+from .samplers import SAMPLERS
 from .text import tokenize
+
+
+class NonFiniteSamplesError(cli.RunFailed):
+    """The sampler produced NaN/inf: nothing is written (a NaN would become a black image and be scored)."""
 
 
 def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
@@ -51,11 +55,13 @@ def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
 
 
 def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: int = 64, guidance: float = 1.0,
-             device="cpu", dtype=torch.float32, warmup: bool = True, step_nfe: bool = True, decode=None):
+             device=torch.device("cpu"), dtype=torch.float32, warmup: bool = True, decode=None, progress: bool = False):
     """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict).
 
     ``decode`` (optional) maps the sampler's output to images in [-1, 1] (the VAE decoder).
+    Raises NonFiniteSamplesError, naming the seeds, if any output is NaN or infinite.
     """
+    device = torch.device(device)
     net_cfg = method.net.config
     tokens = tokenize(list(captions), net_cfg.vocab_size, net_cfg.max_tokens)
     shape = (net_cfg.image_channels, net_cfg.resolution, net_cfg.resolution)
@@ -69,7 +75,14 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         z = noise.randn(shape, device=device, dtype=dtype)
         with torch.no_grad():
             x = method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter)
-            return decode(x) if decode is not None else x
+            x = decode(x) if decode is not None else x
+        bad = (~torch.isfinite(x)).flatten(1).any(1)
+        if bad.any():
+            first = [seeds[lo + int(i)] for i in bad.nonzero().flatten()[:5]]
+            raise NonFiniteSamplesError(
+                f"{method.name} with {sampler or method.default_sampler}-{steps} (guidance {guidance}) produced NaN/inf "
+                f"for {int(bad.sum())} of {hi - lo} images (seeds {first}...); nothing was written")
+        return x
 
     if warmup:  # first call pays allocation / kernel selection; not timed
         run(0, min(batch_size, len(seeds)))
@@ -77,7 +90,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
     if device.type == "cuda":
         torch.cuda.synchronize(), torch.cuda.reset_peak_memory_stats()
     out, t0 = [], time.perf_counter()
-    for lo in range(0, len(seeds), batch_size):
+    starts = range(0, len(seeds), batch_size)
+    for lo in cli.progress(starts, f"sample {method.name} {sampler or method.default_sampler}-{steps}") if progress else starts:
         out.append(to_uint8(run(lo, lo + batch_size)))
         calls += 1
     if device.type == "cuda":
@@ -116,38 +130,41 @@ def save_grid(images: np.ndarray, path, ncol: int = 8) -> None:
     for i, im in enumerate(images):
         r, col = divmod(i, ncol)
         grid[:, 2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + col * (w + 2): 2 + col * (w + 2) + w] = im
-    path = Path(path)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(tmp)
 
 
 def save_samples(path, images, seeds, captions, labels, meta: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, images=images, seeds=np.asarray(seeds, np.int64), captions=np.asarray(captions, str),
+    with atomic_write(path) as tmp:
+        np.savez(tmp, images=images, seeds=np.asarray(seeds, np.int64), captions=np.asarray(captions, str),
                  labels=np.asarray(labels, np.int64), meta=np.asarray(json.dumps(meta)))
-    os.replace(tmp, path)
+
+
+def build_parser():
+    p = cli.parser("e2ed2.sample", "Sample a checkpoint: write samples.npz, grid.png and timing.json into --out.")
+    p.add_argument("--ckpt", required=True, help="checkpoint written by python -m e2ed2.train (final.pt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, required=True, help="sampler steps (the method's own σ ladder)")
+    p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS), help="sampler (default: the method's own)")
+    p.add_argument("--seeds", default="0-63", help="seeds: ranges and lists, e.g. 0-499 or 0-9,20-29; image i uses seed i")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (does not change the images)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--data", default=None, help="dataset for captions (default: the checkpoint's)")
+    p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"], help="split the captions come from")
+    p.add_argument("--no-ema", action="store_true", help="use the online weights instead of EMA")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="no per-batch progress lines")
+    return p
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Sample a checkpoint; write samples.npz, grid.png, timing.json.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by e2ed2.train")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, required=True, help="sampler steps")
-    p.add_argument("--sampler", default=None, help="sampler name (default: the method's own)")
-    p.add_argument("--seeds", default="0-63", help="seed list, e.g. 0-499")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
-    p.add_argument("--data", default=None, help="dataset for captions (default: the checkpoint's)")
-    p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"])
-    p.add_argument("--no-ema", action="store_true", help="use the online weights instead of EMA")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if not math.isfinite(args.guidance):
+        raise ValueError(f"--guidance must be a finite number, got {args.guidance}")
+    if args.steps < 1 or args.batch_size < 1:
+        raise ValueError(f"--steps and --batch-size must be ≥ 1 (got {args.steps}, {args.batch_size})")
+    seeds = parse_seeds(args.seeds)
     if args.threads:
         torch.set_num_threads(args.threads)
     info = distributed.env_info()
@@ -156,18 +173,18 @@ def main(argv=None) -> int:
     try:
         method, ckpt = load_method(args.ckpt, ema=not args.no_ema, map_location="cpu")
         method = method.to(device).eval()
-        seeds = parse_seeds(args.seeds)
         data = load_dataset(args.data or ckpt["config"]["data"])
         captions, labels = conditions_for(seeds, data, args.caption_split)
         decode = None
         if ckpt["config"].get("latent"):
-            from .latent import LatentDecoder
+            from .latent import LatentDecoder  # diffusers is an optional extra: imported only for latent runs
 
             decode = LatentDecoder(ckpt["config"]["latent"], device)
         # this rank's contiguous block of seeds; rank 0 gathers the blocks in rank (= seed) order
         rows = distributed.shard_rows(len(seeds), info)
         part = generate(method, [seeds[i] for i in rows], captions[rows], args.steps, sampler=args.sampler,
-                        batch_size=args.batch_size, guidance=args.guidance, device=device, decode=decode)
+                        batch_size=args.batch_size, guidance=args.guidance, device=device, decode=decode,
+                        progress=not args.no_progress and info.is_main)
         parts = distributed.gather_to_main(part)
     finally:
         distributed.shutdown()
@@ -175,14 +192,15 @@ def main(argv=None) -> int:
         return 0
     images, timing = np.concatenate([p[0] for p in parts]), merge_timings([p[1] for p in parts])
     out = Path(args.out)
-    meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]), "ema": not args.no_ema,
-            "caption_split": args.caption_split, "data": str(args.data or ckpt["config"]["data"]), **timing}
+    meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]),
+            "run_hash": ckpt.get("run_hash"), "ema": not args.no_ema, "caption_split": args.caption_split,
+            "data": str(args.data or ckpt["config"]["data"]), **timing}
     save_samples(out / "samples.npz", images, seeds, captions, labels, meta)
     save_grid(images[:64], out / "grid.png")
-    write_json_atomic(out / "timing.json", meta)
+    write_json(out / "timing.json", meta)
     print(json.dumps({k: meta[k] for k in ("method", "sampler", "steps", "nfe", "n", "ms_per_image")}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -8,6 +8,7 @@ Sampler ladders are descending σ tensors that end in an appended 0.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -49,11 +50,6 @@ def sigmas_from_alpha_bars(alpha_bars: torch.Tensor) -> torch.Tensor:
     """σ_t = sqrt((1 - ᾱ_t)/ᾱ_t), the VP→VE change of variables (EDM, Table 1)."""
     ab = alpha_bars.to(torch.float64).clamp(min=ALPHA_BAR_FLOOR)
     return ((1 - ab) / ab).sqrt()
-
-
-def alpha_bar_from_sigma(sigma: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`sigmas_from_alpha_bars`: ᾱ = 1/(1 + σ²)."""
-    return 1.0 / (1.0 + sigma.to(torch.float64) ** 2)
 
 
 def ddpm_sigmas(
@@ -106,3 +102,58 @@ def karras_sigmas(
 
 def append_zero(sigmas: torch.Tensor) -> torch.Tensor:
     return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def lognormal_sigmas(n: int, P_mean: float, P_std: float, generator: torch.Generator) -> torch.Tensor:
+    """ln σ ~ N(P_mean, P_std²), the training noise distribution of EDM (Karras et al. 2022, Table 1)."""
+    return (torch.randn(n, generator=generator, dtype=torch.float64) * P_std + P_mean).exp()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The σ's of one method: where training draws them, the sampling ladder, and the prior.
+
+    ``vp`` (DDPM, Ho et al. 2020): a discrete table of T σ's; training draws t ~ U{0…T−1};
+    ``steps`` sampler steps use the trailing respacing (always starting at t = T, Lin et al.
+    2024); the prior is the VP one, x_vp = z, i.e. x_T = √(1 + σ_max²)·z.
+    ``edm`` (Karras et al. 2022): σ ∈ [σ_min, σ_max], training draws ln σ ~ N(P_mean, P_std²);
+    ``steps`` sampler steps use the first ``steps`` points of a (steps+1)-point ρ-ladder (the
+    σ_min point is dropped: a step from σ_min to 0 costs an evaluation and changes nothing);
+    the prior is x_T = σ_max·z (EDM Algorithm 1).
+    """
+
+    kind: str
+    table: torch.Tensor | None = None  # vp: ascending σ_t, t = 0…T−1
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    P_mean: float = -1.2
+    P_std: float = 1.2
+
+    @classmethod
+    def vp(cls, T: int, kind: str = "linear", zero_snr: bool = False) -> "Schedule":
+        table = ddpm_sigmas(T, kind, zero_snr)
+        return cls("vp", table, float(table[0]), float(table[-1]))
+
+    def training_sigmas(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n training noise levels (float64)."""
+        if self.kind == "vp":
+            return self.table[torch.randint(0, len(self.table), (n,), generator=generator)]
+        return lognormal_sigmas(n, self.P_mean, self.P_std, generator)
+
+    def ladder(self, steps: int) -> torch.Tensor:
+        """Descending σ's for ``steps`` sampler steps, with 0 appended."""
+        if self.kind == "vp":
+            return respace(self.table, steps, "trailing")
+        if steps < 1:
+            raise ValueError(f"steps must be ≥ 1, got {steps}")
+        return append_zero(karras_sigmas(steps + 1, self.sigma_min, self.sigma_max, self.rho)[:steps])
+
+    def discretisation(self, N: int) -> torch.Tensor:
+        """σ_1 < … < σ_N: EDM eq. 5 over [σ_min, σ_max] (the consistency models' grid)."""
+        return karras_sigmas(N, self.sigma_min, self.sigma_max, self.rho)[:-1].flip(0)
+
+    def prior_std(self, sigma_max) -> float:
+        """Standard deviation of x_T = prior_std·z at the ladder's first σ."""
+        s = float(sigma_max)
+        return math.sqrt(1 + s * s) if self.kind == "vp" else s

@@ -2,7 +2,10 @@
 
 Resume is exact: the checkpoint holds the method, optimizers, EMA, step and every RNG state
 (the loop's own generator, which draws batches, noise and condition dropout, and torch's
-global RNG), so 10 steps + kill + resume to 20 equals 20 steps bitwise on CPU.
+global RNG), so 10 steps + kill + resume to 20 equals 20 steps bitwise on CPU. Resume happens
+only into a run of the same identity (``e2ed2.runs``): a folder trained with other knobs, other
+data or another teacher is refused with the changed keys named, or restarted with
+``on_mismatch="restart"`` (what the workflow asks for: its job reran because a knob changed).
 
 GPU path (config switches in ``train``): ``amp: bf16`` (autocast around the loss), ``tf32``,
 ``compile`` (``torch.compile`` of the network's forward). DDP through torchrun: every rank
@@ -10,9 +13,6 @@ draws the same *global* batch indices from the shared loop generator and keeps i
 so the global batch is the same for any rank count; the method's noise comes from a per-rank
 generator (the loop generator itself on one rank), gradients are averaged over ranks, and
 rank 0 alone writes checkpoints and logs (see ``e2ed2.distributed``).
-
-CLI: ``python -m e2ed2.train --config run.yaml --out results/run/train/ddpm [--set k=v ...]``;
-multi-GPU: ``torchrun --standalone --nproc_per_node 8 -m e2ed2.train ...`` (same arguments).
 """
 
 from __future__ import annotations
@@ -23,65 +23,62 @@ import copy
 import json
 import math
 import os
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
-from . import config as config_mod
-from . import distributed
+from . import cli, distributed, registry, runs
+from .atomic import remove_stale, write_json
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import as_dict, describe, knob, load_run_config, parse
 from .data import ImageDataset, load_dataset, to_model_range
 from .method import Batch, Method
 from .nets import count_parameters
-from .registry import build_method
 from .text import tokenize
-
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    warmup: int = 100  # linear LR warm-up steps
-    grad_clip: float = 1.0  # max global grad norm per phase (0 = off)
-    ema_decay: float = 0.999  # with the warm-up min(decay, (1+s)/(10+s))
-    cond_drop: float = 0.1  # P(caption dropped) for classifier-free guidance
-    ckpt_every: int = 500
-    log_every: int = 50
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda (cuda:LOCAL_RANK under torchrun)
-    threads: int = 0  # torch CPU threads (0 = leave as is)
-    amp: str = "none"  # none | bf16 (autocast around the loss; weights and optimizer stay fp32)
-    tf32: bool = False  # allow TF32 matmul/conv on Ampere+ GPUs
-    compile: bool = False  # torch.compile the network's forward
-
-    def __post_init__(self):
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"train.amp={self.amp!r}; expected one of {sorted(AMP_DTYPES)}")
+    steps: int = knob(3000, min=1, doc="optimizer steps")
+    batch_size: int = knob(32, min=1, doc="global batch")
+    lr: float = knob(5e-4, gt=0, doc="AdamW learning rate")
+    betas: tuple[float, float] = knob((0.9, 0.999), min=0.0, lt=1.0, doc="AdamW β1, β2")
+    weight_decay: float = knob(0.0, min=0.0)
+    warmup: int = knob(100, min=0, doc="linear LR warm-up steps")
+    grad_clip: float = knob(1.0, min=0.0, doc="max global grad norm per phase (0 = off)")
+    ema_decay: float = knob(0.999, min=0.0, lt=1.0, doc="EMA decay d, warmed up as min(d, (1+s)/(10+s))")
+    cond_drop: float = knob(0.1, min=0.0, max=1.0, doc="P(caption dropped), for classifier-free guidance")
+    ckpt_every: int = knob(500, min=1, doc="steps between latest.pt checkpoints")
+    log_every: int = knob(50, min=1, doc="steps between stats.jsonl lines")
+    snapshots: tuple[int, ...] = knob((), min=1, doc="steps at which to keep an EMA snapshot (learning curves)")
+    seed: int = knob(0, doc="network init, batches and noise")
+    device: str = knob("auto", doc="auto | cpu | cuda (cuda:LOCAL_RANK under torchrun)")
+    threads: int = knob(0, min=0, doc="torch CPU threads (0 = leave as is)")
+    amp: Literal["none", "bf16"] = knob("none", doc="bf16 autocast around the loss (weights stay fp32)")
+    tf32: bool = knob(False, doc="allow TF32 matmul/conv on Ampere+ GPUs")
+    compile: bool = knob(False, doc="torch.compile the network's forward")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"unknown train config keys {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return parse(cls, d, "train")
 
 
 class NonFiniteLossError(RuntimeError):
     def __init__(self, step: int, phase: str, value: float):
         super().__init__(f"non-finite {phase} loss ({value}) at step {step}; stopped before updating the weights")
         self.step = step
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request (its parent process died); the last checkpoint is kept."""
 
 
 def autocast(device: torch.device, amp: str):
@@ -93,14 +90,14 @@ def autocast(device: torch.device, amp: str):
 def training_tensor(config: dict, data: ImageDataset, train: ImageDataset) -> torch.Tensor:
     """x₀ for training: the train images in [-1, 1], or their VAE latents with ``config.latent``."""
     if config.get("latent"):
-        from .latent import load_latents
+        from .latent import load_latents  # diffusers is an optional extra: imported only for latent runs
 
         return load_latents(config["latent"], data, "train")
     return to_model_range(train.images)
 
 
 class Trainer:
-    """State of one training run (method, optimizers, EMA, RNG) and one ``step()``."""
+    """State of one training run (method, teacher, optimizers, EMA, RNG) and one ``step()``."""
 
     def __init__(self, config: dict, data: ImageDataset, dist_info: distributed.DistInfo | None = None):
         self.config = config
@@ -109,12 +106,15 @@ class Trainer:
         self.rows = distributed.batch_slice(self.tc.batch_size, self.dist)
         self.device = distributed.resolve_device(self.tc.device, self.dist)
         torch.manual_seed(self.tc.seed)  # network initialisation (identical on every rank)
-        self.method: Method = build_method(config).to(self.device)
+        method, teacher = registry.build_training(config)
+        self.method: Method = method.to(self.device)
+        self.teacher = teacher.to(self.device) if teacher is not None else None
         self.ema = copy.deepcopy(self.method.net).requires_grad_(False)
         if self.tc.compile:
             self.method.net.compile()  # in place: state_dict keys are unchanged
         self.optims = {
-            phase: torch.optim.AdamW(self.method.phase_parameters(phase), lr=self.tc.lr, betas=self.tc.betas, weight_decay=self.tc.weight_decay)
+            phase: torch.optim.AdamW(self.method.phase_parameters(phase), lr=self.tc.lr, betas=self.tc.betas,
+                                     weight_decay=self.tc.weight_decay)
             for phase in self.method.phases
         }
         # the loop generator draws the global batch (same on every rank); the method's noise
@@ -131,6 +131,12 @@ class Trainer:
         self.tokens = tokenize(list(train.captions), net_cfg.vocab_size, net_cfg.max_tokens)
         self.labels = torch.as_tensor(train.labels)
         self.step_idx = 0
+        teacher_path = self.method.teacher_path()
+        self.identity = runs.identity(
+            self.method.config_dict(), net_cfg.to_dict(), as_dict(self.tc), config["data"],
+            latent=config.get("latent"), world_size=self.dist.world_size,
+            teacher=registry.teacher_identity(teacher_path) if teacher_path else None)
+        self.run_hash = runs.run_hash(self.identity)
 
     # ---- state ------------------------------------------------------------------------
     def state(self) -> dict:
@@ -140,15 +146,26 @@ class Trainer:
             rng["per_rank"] = distributed.all_gather_objects(self.method_generator.get_state())
         return {
             "method": self.method.name,
-            "config": self.config,
+            "config": {**self.config, "method": self.method.config_dict()},
+            "run_hash": self.run_hash,
+            "identity": self.identity,
             "step": self.step_idx,
             "world_size": self.dist.world_size,
             "state_dict": self.method.state_dict(),
             "ema": self.ema.state_dict(),
             "optim": {k: o.state_dict() for k, o in self.optims.items()},
             "rng": rng,
-            "extra": self.method.extra_state(),
         }
+
+    def check_identity(self, ckpt: dict, where) -> None:
+        """Raise RunMismatchError (naming the changed keys) unless ``ckpt`` is a run of this config."""
+        if ckpt.get("run_hash") == self.run_hash:
+            return
+        changes = runs.changed_keys(ckpt.get("identity") or {}, self.identity) or ["(checkpoint has no identity)"]
+        raise runs.RunMismatchError(
+            f"{where} holds a run of another configuration ({len(changes)} change(s): " + "; ".join(changes[:8])
+            + (" …" if len(changes) > 8 else "") + "). Use a new output folder, or restart this one "
+            "(python -m e2ed2.train --restart)")
 
     def load_state(self, ckpt: dict) -> None:
         if ckpt["method"] != self.method.name:
@@ -187,7 +204,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step_idx)
             with autocast(self.device, self.tc.amp):
-                loss = self.method.loss(batch, self.method_generator, phase).mean()
+                loss = self.method.loss(batch, self.method_generator, phase, teacher=self.teacher).mean()
             loss_global = distributed.mean_scalar(loss)  # same value (and same verdict) on every rank
             if not torch.isfinite(loss_global):
                 raise NonFiniteLossError(self.step_idx + 1, phase, loss_global.item())
@@ -200,7 +217,7 @@ class Trainer:
                 raise NonFiniteLossError(self.step_idx + 1, phase + " gradient-norm", float(norm))
             opt.step()
             stats[f"loss_{phase}"], stats[f"grad_norm_{phase}"] = loss_global.item(), norm.item()
-        self.method.after_step(self.step_idx)
+        self.method.after_step(self.step_idx, self.tc.steps)
         self.update_ema()
         self.step_idx += 1
         stats["lr"] = self.lr_at(self.step_idx - 1)
@@ -217,28 +234,54 @@ class Trainer:
             be.copy_(b)
 
 
-def _truncate_stats(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
-    path.write_text("".join(l + "\n" for l in keep))
-
-
-def _save(trainer: Trainer, path: Path, info: distributed.DistInfo) -> None:
+def _save(trainer: Trainer, path: Path, info: distributed.DistInfo, ema_only: bool = False) -> None:
     """Every rank builds the state (it gathers per-rank RNG); rank 0 writes; all wait for it."""
     distributed.check_in_sync(trainer.method, f"weights at step {trainer.step_idx}")
     state = trainer.state()
+    if ema_only:  # a snapshot for learning curves: enough to sample, not to resume
+        state = {k: v for k, v in state.items() if k not in ("optim", "rng")}
     if info.is_main:
         save_checkpoint(state, path)
     distributed.barrier()
 
 
-def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop_after: int | None = None) -> Path:
+RUN_FILES = ("latest.pt", "final.pt", "stats.jsonl", "config.json")
+
+
+def clear_run(out: Path) -> None:
+    """Remove a run's outputs (checkpoints, log, snapshots) so the folder can start afresh."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "snapshots", ignore_errors=True)
+
+
+def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None:
+    """Resume from ``latest.pt`` when it is a run of this config; otherwise refuse or restart."""
+    latest = out / "latest.pt"
+    if latest.exists():
+        ckpt = load_checkpoint(latest)
+        try:
+            trainer.check_identity(ckpt, latest)
+            trainer.load_state(ckpt)
+        except runs.RunMismatchError as e:
+            if on_mismatch != "restart":
+                raise
+            print(f"restarting {out}: {e}", file=sys.stderr)
+            if info.is_main:
+                clear_run(out)
+            distributed.barrier()
+    elif (out / "final.pt").exists() and on_mismatch != "restart":
+        trainer.check_identity(load_checkpoint(out / "final.pt"), out / "final.pt")
+
+
+def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop_after: int | None = None,
+          on_mismatch: Literal["error", "restart"] = "error", should_stop: Callable[[], bool] | None = None) -> Path:
     """Run (or resume) training into ``out_dir``; returns the final checkpoint path.
 
     Files: ``latest.pt`` (every ckpt_every steps), ``final.pt`` (at the end), ``stats.jsonl``,
-    ``config.json`` (resolved). ``stop_after`` ends early after that many total steps (tests).
+    ``config.json`` (resolved), ``snapshots/step-<s>.pt`` (EMA, at ``train.snapshots``).
+    ``stop_after`` ends early after that many total steps (tests); ``should_stop`` is polled
+    between steps (a true answer saves latest.pt and raises :class:`Interrupted`).
     """
     out = Path(out_dir)
     tc = TrainConfig.from_dict(config.get("train"))
@@ -248,18 +291,22 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
-    final, latest, stats_path = out / "final.pt", out / "latest.pt", out / "stats.jsonl"
     trainer = Trainer(config, load_dataset(config["data"]), info)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        config_mod.write_json_atomic(out / "config.json", {**config, "resolved": {
-            "train": asdict(tc), "method": trainer.method.cfg, "net": trainer.method.net.config.to_dict(),
-            "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
-    if latest.exists():
-        trainer.load_state(load_checkpoint(latest))
-    if info.is_main:
-        _truncate_stats(stats_path, trainer.step_idx)
+    with runs.locked(out) if info.is_main else contextlib.nullcontext():
+        for name in RUN_FILES:
+            remove_stale(out, name)  # temp files of a writer that was killed mid-write
+        _prepare_folder(trainer, out, on_mismatch, info)
+        if info.is_main:
+            write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
+                "train": as_dict(tc), "method": trainer.method.config_dict(), "net": trainer.method.net.config.to_dict(),
+                "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
+            runs.truncate_log(out / "stats.jsonl", trainer.step_idx)
+        return _loop(trainer, out, tc, info, progress, stop_after, should_stop)
 
+
+def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, progress: bool, stop_after, should_stop) -> Path:
+    """The steps from the resumed step to the end, with logs, checkpoints and snapshots."""
+    final, latest = out / "final.pt", out / "latest.pt"
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     bar = None
     if progress and info.is_main:
@@ -267,8 +314,11 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
 
         bar = tqdm(total=tc.steps, initial=trainer.step_idx, desc=f"train {trainer.method.name}", dynamic_ncols=True)
     t_last, steps_since = time.perf_counter(), 0
-    with open(stats_path, "a") if info.is_main else contextlib.nullcontext() as log:
+    with open(out / "stats.jsonl", "a") if info.is_main else contextlib.nullcontext() as log:
         while trainer.step_idx < end:
+            if should_stop is not None and should_stop():
+                _save(trainer, latest, info)
+                raise Interrupted(f"stopped at step {trainer.step_idx}; {latest} holds it and a rerun resumes there")
             stats = trainer.step()
             steps_since += 1
             if bar:
@@ -278,9 +328,11 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
             if log and (s % tc.log_every == 0 or s == end):
                 now = time.perf_counter()
                 rec = {"step": s, **stats, "sec_per_step": (now - t_last) / steps_since, "images_seen": s * tc.batch_size}
-                log.write(json.dumps(rec) + "\n")
+                log.write(json.dumps(rec) + "\n")  # one whole line per write, flushed at once
                 log.flush()
                 t_last, steps_since = now, 0
+            if s in tc.snapshots:
+                _save(trainer, out / "snapshots" / f"step-{s}.pt", info, ema_only=True)
             if s % tc.ckpt_every == 0 or s == end:
                 _save(trainer, latest, info)
     if bar:
@@ -290,21 +342,53 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
     return final
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Train one method with the shared loop (resumes from <out>/latest.pt).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="YAML/JSON run config: {data, method: {name, ...}, net: {...}, train: {...}}")
+EPILOG = """\
+run config (YAML/JSON): {data, method: {name, knobs...}, net: {...}, train: {...}[, latent]}
+  data     built-in name (mnist5k, digits), a harness .npz, or an image folder
+  method   one of: %s  (knobs: python -m e2ed2.train --list-knobs NAME)
+  net      e2ed2.nets.UNetConfig;  train: e2ed2.train.TrainConfig
+example: workflows/config/run.example.yaml
+  python -m e2ed2.train --config workflows/config/run.example.yaml --out results/try/edm --set train.steps=200
+"""
+
+
+def build_parser():
+    p = cli.parser("e2ed2.train", "Train one method with the shared loop; a rerun resumes from <out>/latest.pt "
+                   "when the config is unchanged.", epilog=EPILOG % ", ".join(registry.method_names()),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML/JSON run config (see below)")
     p.add_argument("--config-json", help="the same config as a JSON string (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=100")
-    p.add_argument("--out", required=True, help="run folder (final.pt, latest.pt, stats.jsonl, config.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one value, e.g. train.steps=100 (repeatable)")
+    p.add_argument("--out", help="run folder: final.pt, latest.pt, stats.jsonl, config.json")
+    p.add_argument("--restart", action="store_true",
+                   help="if --out holds a run of another config, delete it and start afresh (default: refuse)")
+    p.add_argument("--watch-pid", type=int, default=None, metavar="PID",
+                   help="stop (keeping latest.pt) when process PID exits: the workflow passes its own pid")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    config = config_mod.load_run_config(args.config, args.config_json, args.set)
+    p.add_argument("--list-knobs", metavar="METHOD", help="print METHOD's knobs with defaults and exit")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_knobs:
+        print("\n".join(describe(registry.get_method(args.list_knobs).Config)))
+        return 0
+    if not args.out or not (args.config or args.config_json):
+        build_parser().error("--out and one of --config / --config-json are required")
+    config = load_run_config(args.config, args.config_json, args.set)
+    registry.validate_run_config(config)
+    should_stop = (lambda: cli.process_gone(args.watch_pid)) if args.watch_pid else None
     try:
-        final = train(config, args.out, progress=not args.no_progress)
+        final = train(config, args.out, progress=not args.no_progress, on_mismatch="restart" if args.restart else "error",
+                      should_stop=should_stop)
     except NonFiniteLossError as e:
-        print(f"error: training stopped: {e}. The last good checkpoint is {Path(args.out) / 'latest.pt'}.", file=sys.stderr)
-        return 1
+        latest = Path(args.out) / "latest.pt"
+        kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written before it"
+        raise cli.RunFailed(f"training diverged: {e}; {kept}. Lower train.lr or raise train.warmup") from e
+    except Interrupted as e:
+        raise cli.RunFailed(f"training interrupted: {e}") from e
     finally:
         distributed.shutdown()
     if distributed.env_info().is_main:
@@ -313,4 +397,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -38,7 +38,7 @@ def test_npz_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="floats.npz: images must be a uint8"):
         data.load_npz(bad)
     shape = tmp_path / "shape.npz"
-    np.savez(shape, images=np.zeros((2, 8, 8), np.uint8))
+    np.savez(shape, images=np.zeros((2, 2, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="shape.npz: images must be N×C×H×W"):
         data.load_npz(shape)
     noimg = tmp_path / "noimg.npz"
@@ -49,6 +49,43 @@ def test_npz_errors_name_the_file(tmp_path):
     corrupt.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="corrupt.npz"):
         data.load_npz(corrupt)
+
+
+@pytest.mark.parametrize("layout", ["NHW", "NHWC1", "NHWC3", "NCHW"])
+def test_user_npz_layouts_convert(layout, tmp_path):
+    rng = np.random.default_rng(0)
+    grey = layout in ("NHW", "NHWC1", "NCHW")
+    shape = {"NHW": (40, 12, 12), "NHWC1": (40, 12, 12, 1), "NHWC3": (40, 12, 12, 3), "NCHW": (40, 1, 12, 12)}[layout]
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    np.savez(tmp_path / "user.npz", images=images, labels=np.arange(40) % 4)
+    ds = data.load_dataset(tmp_path / "user.npz")
+    assert ds.images.shape == (40, 1 if grey else 3, 12, 12)
+    expect = images[:, None] if layout == "NHW" else images if layout == "NCHW" else images.transpose(0, 3, 1, 2)
+    assert np.array_equal(ds.images, expect)
+    assert any("held out" in n for n in ds.notes) and (layout == "NCHW") != any("N×H×W" in n for n in ds.notes)
+
+
+def test_missing_split_gets_a_stratified_heldout_split(tmp_path):
+    labels = np.repeat(np.arange(5), [10, 20, 30, 40, 50])
+    np.savez(tmp_path / "u.npz", images=np.zeros((150, 1, 8, 8), np.uint8), labels=labels)
+    ds = data.load_dataset(tmp_path / "u.npz")
+    held = ds.split == data.HELDOUT
+    assert [int(held[labels == c].sum()) for c in range(5)] == [1, 2, 3, 4, 5]  # 10% of each class
+    assert np.array_equal(data.load_dataset(tmp_path / "u.npz").split, ds.split)  # recorded rule: deterministic
+    np.savez(tmp_path / "one.npz", images=np.zeros((1, 1, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="cannot hold out"):
+        data.load_dataset(tmp_path / "one.npz")
+    np.savez(tmp_path / "nohold.npz", images=np.zeros((4, 1, 8, 8), np.uint8), split=np.zeros(4, np.uint8))
+    with pytest.raises(ValueError, match="holds out no image"):
+        data.main([str(tmp_path / "nohold.npz"), "--out", str(tmp_path / "x.npz")])
+
+
+def test_digits_is_the_uci_set_at_8px_with_a_stratified_split():
+    ds = data.digits()
+    assert ds.images.shape == (1797, 1, 8, 8) and ds.images.max() == 255 and ds.images.min() == 0
+    held = ds.split == data.HELDOUT
+    assert held.sum() == 539 and all(abs(held[ds.labels == c].sum() - 0.3 * (ds.labels == c).sum()) <= 1 for c in range(10))
+    assert set(np.unique(ds.images)) <= {round(v * 255 / 16) for v in range(17)}  # the 17 grey levels
 
 
 def test_image_folder_with_captions(tmp_path):

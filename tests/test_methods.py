@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.consistency import ConsistencyFunction, ct_schedule
-from baselines.ddim import from_ddpm_checkpoint
-from e2ed2.checkpoint import load_method, save_checkpoint
+from baselines.consistency import ct_grid_size, lognormal_index_probs
+from baselines.ddim import DDIM
+from e2ed2.checkpoint import save_checkpoint
+from e2ed2.config import ConfigError
 from e2ed2.data import load_dataset, to_uint8
 from e2ed2.losses import build_perceptual
 from e2ed2.method import Batch
-from e2ed2.registry import build_method, method_names
+from e2ed2.registry import build_method, build_training, load_method, method_names
 from e2ed2.text import tokenize
 from e2ed2.train import Trainer, train
 from tests.conftest import TINY_NET, make_tiny_dataset
@@ -27,22 +28,25 @@ def tiny_path(tmp_path_factory):
     return str(path)
 
 
+EDM = {"schedule": "edm", "precond": "edm"}
+
+
 @pytest.fixture(scope="module")
 def teacher(tiny_path, tmp_path_factory):
-    """A tiny DDPM checkpoint (a few steps: the weights only need to be non-trivial)."""
-    cfg = {"data": tiny_path, "method": {"name": "ddpm", "T": 100}, "net": dict(TINY_NET),
+    """A tiny EDM checkpoint (a few steps: the weights only need to be non-trivial)."""
+    cfg = {"data": tiny_path, "method": {"name": "edm"}, "net": dict(TINY_NET),
            "train": {"steps": 6, "batch_size": 4, "warmup": 1, "lr": 1e-2, "ckpt_every": 6, "log_every": 6}}
     return str(train(cfg, tmp_path_factory.mktemp("teacher")))
 
 
 def run_config(tiny_path, name, **knobs):
-    return {"data": tiny_path, "method": {"name": name, "T": 100, **knobs}, "net": dict(TINY_NET),
+    return {"data": tiny_path, "method": {"name": name, **knobs}, "net": dict(TINY_NET),
             "train": {"steps": 2, "batch_size": B, "warmup": 1, "lr": 1e-3}}
 
 
 def contract_knobs(name, teacher_path):
-    return {"cd": {"teacher": teacher_path, "N": 6},
-            "e2ed2": {"teacher": teacher_path, "lambda_adv": 0.1, "r1_gamma": 1.0}}.get(name, {})
+    return {"cd": {"teacher": teacher_path, "N": 6, **EDM},
+            "e2ed2": {"teacher": teacher_path, "lambda_adv": 0.1, "r1_gamma": 1.0, **EDM}}.get(name, {"T": 100})
 
 
 def batch(seed=0):
@@ -68,9 +72,9 @@ def test_registry_contract(name, tiny_path, teacher, tmp_path):
     method = trainer.method
     assert method.name == name and set(method.phases) <= {"main", "disc"} and method.phases[-1] == "main"
     b = batch()
-    if getattr(method, "trainable", True):
+    if method.trainable:
         for phase in method.phases:
-            loss = method.loss(b, torch.Generator().manual_seed(1), phase)
+            loss = method.loss(b, torch.Generator().manual_seed(1), phase, teacher=trainer.teacher)
             assert loss.shape == (B,) and torch.isfinite(loss).all()
             params = method.phase_parameters(phase)
             for p in params:
@@ -90,12 +94,11 @@ def test_registry_contract(name, tiny_path, teacher, tmp_path):
         assert x.shape == (B, *SHAPE) and torch.isfinite(x).all()
         u = to_uint8(x)
         assert u.dtype.name == "uint8" and u.shape == (B, *SHAPE)
-    # checkpoint round trip through the registry: same knobs, same weights, same samples
+    # checkpoint round trip through the registry: same typed config, same weights, same samples
     save_checkpoint(trainer.state(), tmp_path / "c.pt")
     loaded, ckpt = load_method(tmp_path / "c.pt", ema=False)
     assert type(loaded) is type(method) and loaded.cfg == method.cfg and ckpt["config"]["method"]["name"] == name
-    if name in ("e2ed2", "cd", "ct"):  # every knob, defaults included, is in the checkpoint
-        assert ckpt["extra"]["method_config"] == method.cfg
+    assert ckpt["config"]["method"] == method.config_dict()  # every knob, defaults included
     with torch.no_grad():
         a = method.sample(z, b.tokens, 2, generator=torch.Generator().manual_seed(3))
         c = loaded.sample(z, b.tokens, 2, generator=torch.Generator().manual_seed(3))
@@ -105,7 +108,7 @@ def test_registry_contract(name, tiny_path, teacher, tmp_path):
 # ---- E2ED² ----------------------------------------------------------------------------
 def e2ed2(tiny_path, **knobs):
     torch.manual_seed(0)
-    m = build_method(run_config(tiny_path, "e2ed2", init="scratch", **knobs))
+    m = build_method(run_config(tiny_path, "e2ed2", init="scratch", **{"T": 100, **knobs}))
     unzero(m.net)
     return m
 
@@ -183,20 +186,25 @@ def test_e2ed2_adversarial_phases_are_separate(tiny_path):
 
 def test_e2ed2_teacher_init_and_pairing(tiny_path, teacher):
     t, _ = load_method(teacher)
-    m = build_method(run_config(tiny_path, "e2ed2", teacher=teacher, pairing="teacher", teacher_steps=4))
+    m, frozen = build_training(run_config(tiny_path, "e2ed2", teacher=teacher, pairing="teacher", teacher_steps=4, **EDM))
     assert all(torch.equal(a, b) for a, b in zip(m.net.state_dict().values(), t.net.state_dict().values()))
-    loss = m.loss(batch(), torch.Generator().manual_seed(0))
+    assert frozen is not None and not any(p.requires_grad for p in frozen.parameters())
+    loss = m.loss(batch(), torch.Generator().manual_seed(0), teacher=frozen)
     assert loss.shape == (B,) and torch.isfinite(loss).all()
+    with pytest.raises(ValueError, match="pairing 'teacher' needs the frozen teacher"):
+        m.loss(batch(), torch.Generator().manual_seed(0))
+    # init from the teacher without pairing: the teacher is not kept for the loss
+    assert build_training(run_config(tiny_path, "e2ed2", teacher=teacher, **EDM))[1] is None
 
 
-def test_bad_knobs_and_missing_teacher_fail_clearly(tiny_path, tmp_path):
+def test_bad_knobs_and_missing_teacher_fail_clearly(tiny_path, tmp_path, teacher):
     with pytest.raises(FileNotFoundError, match="teacher checkpoint not found: .*missing.pt"):
-        build_method(run_config(tiny_path, "e2ed2", teacher=str(tmp_path / "missing.pt")))
-    with pytest.raises(ValueError, match="knob 'teacher'"):
-        build_method(run_config(tiny_path, "cd"))
-    with pytest.raises(ValueError, match="perceptual backend 'lpipz'"):
+        build_training(run_config(tiny_path, "e2ed2", teacher=str(tmp_path / "missing.pt"), **EDM))
+    with pytest.raises(ConfigError, match="teacher .* has schedule='edm' but this method has schedule='linear'"):
+        build_training(run_config(tiny_path, "cd", teacher=teacher))
+    with pytest.raises(ConfigError, match="perceptual.*'lpipz' is not one of"):
         build_method(run_config(tiny_path, "e2ed2", init="scratch", perceptual="lpipz"))
-    with pytest.raises(ValueError, match="start must be"):
+    with pytest.raises(ConfigError, match="start.*'dirty' is not one of"):
         build_method(run_config(tiny_path, "e2ed2", init="scratch", start="dirty"))
 
 
@@ -236,62 +244,77 @@ class PointMass(torch.nn.Module):
 
 @pytest.mark.parametrize("name", ["cd", "ct"])
 def test_consistency_loss_zero_on_a_consistent_function(name, tiny_path, teacher, monkeypatch):
-    m = build_method(run_config(tiny_path, name, **({"teacher": teacher, "solver": "euler"} if name == "cd" else {"total_steps": 10})))
+    knobs = {"teacher": teacher, "solver": "euler", **EDM} if name == "cd" else {"recipe": "ct", "distance": "l2"}
+    m = build_method(run_config(tiny_path, name, **knobs))
+    frozen = build_training(run_config(tiny_path, name, **knobs))[1]
     if name == "ct":
-        m.k.fill_(5)  # a mid-curriculum N(k) > 2
+        m.k.fill_(5)
+        m.total.fill_(10)  # a mid-curriculum N(k) > 2
     c = torch.rand((1, *SHAPE)) * 2 - 1
     b = batch()
     b.x = c.expand(B, *SHAPE).clone()
     f = PointMass(c, m.sigma_min)
     monkeypatch.setattr(m, "denoiser", lambda net=None: f)  # online and target agree on f
-    monkeypatch.setattr(m, "teacher_denoiser", lambda device: PointMass(c), raising=False)
-    loss = m.loss(b, torch.Generator().manual_seed(0))
+    if frozen is not None:
+        monkeypatch.setattr(frozen, "denoiser", lambda net=None: PointMass(c))
+    loss = m.loss(b, torch.Generator().manual_seed(0), teacher=frozen)
     assert loss.abs().max() < 1e-5
     # guard: a target that disagrees gives a positive loss
     g = PointMass(c + 0.1, m.sigma_min)
     monkeypatch.setattr(m, "denoiser", lambda net=None: f if net is m.net else g)
-    assert (m.loss(b, torch.Generator().manual_seed(0)) > 1e-3).all()
+    assert (m.loss(b, torch.Generator().manual_seed(0), teacher=frozen) > 1e-3).all()
 
 
 def test_consistency_boundary_and_schedule(tiny_path, teacher):
-    m = build_method(run_config(tiny_path, "cd", teacher=teacher))
+    m, _ = build_training(run_config(tiny_path, "cd", teacher=teacher, **EDM))
     t, _ = load_method(teacher)
     assert all(torch.equal(a, b) for a, b in zip(m.net.state_dict().values(), t.net.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(m.target.state_dict().values(), t.net.state_dict().values()))
     unzero(m.net)
     x = torch.randn((B, *SHAPE))
     f = m.denoiser()
     torch.testing.assert_close(f(x, torch.full((B,), m.sigma_min, dtype=torch.float64)), x)  # f(x, σ_min) = x
     assert not torch.allclose(f(x, torch.full((B,), 10.0, dtype=torch.float64)), x)
-    assert ct_schedule(0, 100) == (2, pytest.approx(0.9))
-    assert ct_schedule(100, 100)[0] == 151 and ct_schedule(50, 100)[0] < 151
     s = m.sigmas(2)
-    assert len(s) == 3 and float(s[0]) == pytest.approx(m.sigma_max) and s[1] > m.sigma_min and s[2] == 0
+    assert len(s) == 3 and float(s[0]) == pytest.approx(80.0) and s[1] > m.sigma_min and s[2] == 0
 
 
-def test_ct_target_is_an_ema_and_curriculum_advances(tiny_path):
-    cfg = run_config(tiny_path, "ct", total_steps=10)
+def test_ct_curricula_come_from_the_run_length():
+    # ct (Song et al. 2023, App. C): N(0) = s0, N(K) = s1 + 1;  ict: doubling from s0 to s1
+    assert ct_grid_size(0, 100, 2, 150, "ct") == 2 and ct_grid_size(100, 100, 2, 150, "ct") == 151
+    assert ct_grid_size(50, 100, 2, 150, "ct") < 151
+    sizes = [ct_grid_size(k, 800, 10, 1280, "ict") for k in (0, 99, 100, 799)]
+    assert sizes == [11, 11, 21, 1281]
+    assert ct_grid_size(100, 1600, 10, 1280, "ict") == 11  # the same step of a longer run is earlier
+    probs = lognormal_index_probs(torch.linspace(0.002, 80, 11, dtype=torch.float64), -1.1, 2.0)
+    assert probs.shape == (10,) and float(probs.sum()) == pytest.approx(1.0) and probs[0] > probs[-1]
+
+
+def test_ct_target_and_curriculum_advance(tiny_path):
+    cfg = run_config(tiny_path, "ct", recipe="ct")
+    cfg["train"]["steps"] = 10
     trainer = Trainer(cfg, load_dataset(tiny_path))
     m = trainer.method
     before = [p.clone() for p in m.target.parameters()]
     trainer.step()
-    assert int(m.k) == 1
+    assert int(m.k) == 1 and int(m.total) == 10
     moved = [not torch.equal(a, b) for a, b in zip(before, m.target.parameters())]
     assert any(moved)
     assert not all(torch.equal(a, b) for a, b in zip(m.target.parameters(), m.net.parameters()))
 
 
 # ---- DDIM --------------------------------------------------------------------------------
-def test_ddim_is_the_ddpm_checkpoint_under_the_ddim_sampler(teacher):
-    ddpm, _ = load_method(teacher)
-    ddim = from_ddpm_checkpoint(teacher)
+def test_ddim_is_the_teacher_checkpoint_under_the_ddim_sampler(teacher):
+    model, _ = load_method(teacher)
+    ddim = DDIM.of(model)
     assert ddim.name == "ddim" and ddim.default_sampler == "ddim"
-    sd_a, sd_b = ddpm.state_dict(), ddim.state_dict()
+    sd_a, sd_b = model.net.state_dict(), ddim.net.state_dict()
     assert sd_a.keys() == sd_b.keys() and all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)  # no retraining
     z = torch.randn((B, *SHAPE), generator=torch.Generator().manual_seed(0))
     tokens = batch().tokens
     with torch.no_grad():
         for steps in (1, 4, 25):
             x_ddim = ddim.sample(z, tokens, steps)
-            torch.testing.assert_close(x_ddim, ddpm.sample(z, tokens, steps, sampler="ddim"), rtol=0, atol=0)
-        ancestral = ddpm.sample(z, tokens, 4, generator=torch.Generator().manual_seed(1))
+            torch.testing.assert_close(x_ddim, model.sample(z, tokens, steps, sampler="ddim"), rtol=0, atol=0)
+        ancestral = model.sample(z, tokens, 4, sampler="ddpm", generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(ancestral, ddim.sample(z, tokens, 4))  # guard: the samplers differ

@@ -197,7 +197,7 @@ def test_ref_calc_floor_cli(tmp_path):
     out = tmp_path / "fid.json"
     cache = tmp_path / "feats.npz"
     argv = ["calc", "--ref", str(ref), "--samples", str(samples), "--out", str(out), "--label", "steps=4",
-            "--label", "method=ddpm", "--features-cache", str(cache)]
+            "--label", "method=ddpm", "--save-features", str(cache)]
     assert fid.main(argv) == 0
     rec = json.loads(out.read_text())
     assert rec["metric"] == "fid" and [r["metric"] for r in rec["results"]] == ["fid", "kid", "precision", "recall"]
@@ -206,14 +206,41 @@ def test_ref_calc_floor_cli(tmp_path):
     assert rec["n"] == 10 and rec["seeds"] == "0-9" and rec["labels"] == {"steps": 4, "method": "ddpm"}
     assert rec["timing"] == timing and rec["reference"]["split"] == "heldout" and rec["reference"]["n"] == 10
     assert {"hardware", "versions"} <= set(rec) and rec["versions"]["torch-fidelity"]
-    # Second call reuses the cached features and gives the same numbers.
+    assert rec["implementation"].startswith("eager")  # the rebuilt network on CPU, recorded
+    # the saved features, seeds and paired-bootstrap FIDs; the first replicate-free FID agrees
+    with np.load(cache) as z:
+        assert z["features"].shape == (10, 2048) and list(z["seeds"]) == list(range(10)) and z["fid_boot"].shape == (1000,)
+    # a second call gives the same numbers (deterministic)
     assert fid.main(argv) == 0
-    rec2 = json.loads(out.read_text())
-    assert rec2["feature_timing"] == {"cached": str(cache)} and rec2["results"] == rec["results"]
+    assert json.loads(out.read_text())["results"] == rec["results"]
     floor = tmp_path / "floor.json"
     assert fid.main(["floor", "--ref", str(ref), "--data", str(data), "--out", str(floor)]) == 0
     frec = json.loads(floor.read_text())
     assert frec["source"]["split"] == "train" and frec["n"] == 10 and frec["value"] > 0
+
+
+def test_sets_a_reference_cannot_score_are_refused(tmp_path):
+    data = tmp_path / "blobs.npz"
+    ds = make_tiny_dataset(data, n=40, res=16, seed=1)
+    ref = tmp_path / "ref.npz"
+    assert fid.main(["ref", "--data", str(data), "--split", "heldout", "--out", str(ref)]) == 0
+    from e2ed2.sample import save_samples
+
+    for name, images in (("few", ds.images[:3]), ("small", ds.images[:10, :, :8, :8]), ("rgb", np.repeat(ds.images[:10], 3, 1))):
+        save_samples(tmp_path / name / "samples.npz", images, list(range(len(images))), ds.captions[:len(images)],
+                     ds.labels[:len(images)], {})
+        (tmp_path / name / "timing.json").write_text("{}")
+    with pytest.raises(ValueError, match="3 image.*at least 4"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
+    with pytest.raises(ValueError, match="images are 1×8×8 but the reference"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "small"), "--out", str(tmp_path / "x.json")])
+    with pytest.raises(ValueError, match="images are 3×16×16"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "rgb"), "--out", str(tmp_path / "x.json")])
+    (tmp_path / "few" / "timing.json").write_text(json.dumps({"data": "other.npz"}))
+    save_samples(tmp_path / "few" / "samples.npz", ds.images[:10], list(range(10)), ds.captions[:10], ds.labels[:10], {})
+    with pytest.raises(ValueError, match="drawn for dataset 'other.npz'"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_calc_without_timing_is_a_clear_error(tmp_path):

@@ -1,4 +1,5 @@
-"""Report stage on synthetic metric JSONs (no training): aggregation, CI maths, tables, figures, verdicts."""
+"""Report stage on synthetic metric JSONs (no training): aggregation, intervals, paired comparisons,
+baseline health, tables, figures, verdicts."""
 
 from __future__ import annotations
 
@@ -10,238 +11,273 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from e2ed2.report import aggregate, ci, claims, curves, figures, grid, tables
+from e2ed2.metrics.bootstrap import FIDBootstrap, bootstrap_indices
+from e2ed2.metrics.frechet import frechet_distance, statistics
+from e2ed2.report import aggregate, ci, claims, comparisons, curves, grid, health, paired, tables
 from e2ed2.report.cli import main as report_main
-from e2ed2.report.spec import load_spec
+from e2ed2.report.spec import load_spec, make_spec
 
-NFES = {"e2ed2": [1, 2, 4], "ddpm": [1, 2, 4, 50], "cm": [1, 2, 4]}
-SPEC = {"ablations": {"C5": {"treatment": "main", "control": "leaky"}, "C6": {"treatment": "main", "control": "no_perc"},
-                      "C7": {"treatment": "main", "control": "no_adv"}}}
+B = 200  # bootstrap replicates of the synthetic sets
+SPEC = {"method": "e2ed2", "nfe": [1, 2, 4],
+        "ablations": {"C4": {"variants": {"main": 2, "k1": 1, "k4": 4}},
+                      "C5": {"treatment": "main", "control": "leaky"}, "C6": {"treatment": "main", "control": "noperc"},
+                      "C7": {"treatment": "main", "control": "noadv"}},
+        "health": {"teacher": "edm"}}
 
 
-def write_metric(root, *, dataset, method, variant, nfe, block, values: dict, n=100, **labels):
-    """One metric JSON in the METRICS contract, at the path layout METRICS uses."""
-    rec = {"metric": "fid", "results": [{"metric": k, "value": v, **({"std": 0.001} if k == "kid" else {})}
-                                        for k, v in values.items()],
+def write_metric(root, *, dataset, method, variant, sampler, steps, block, values: dict, seed=0, n=100, nfe=None,
+                 shared=None, **labels):
+    """One metric JSON in the METRICS contract, plus the paired replicates beside it: replicate r
+    of every set of a block shares ``shared[r]`` (the images' common variation), so paired
+    differences are tighter than the sets' own spread."""
+    nfe = steps if nfe is None else nfe
+    rec = {"metric": "fid", "results": [{"metric": k, "value": v} for k, v in values.items()],
            "backend": "clean-fid", "feature_network": {"name": "inception-2015-12-05", "sha256": "abc"},
            "preprocessing": "clean", "n": n, "seeds": f"{block * n}-{block * n + n - 1}",
-           "reference": {"dataset": dataset, "split": "train", "n": 1000, "stats_file": "ref.npz"},
-           "labels": {"dataset": dataset, "method": method, "variant": variant, "sampler": "euler", "steps": nfe,
-                      "nfe": nfe, "seed_block": block, **labels},
-           "timing": {"nfe": nfe, "ms_per_image": 2.0 * nfe, "images_per_s": 500 / max(nfe, 1), "batch_size": 64,
-                      "device": "cpu", "device_name": "x86_64", "dtype": "float32", "peak_memory_mb": None},
+           "reference": {"dataset": dataset, "split": "heldout", "n": 500, "stats_file": "ref.npz"},
+           "labels": {"dataset": dataset, "method": method, "variant": variant, "train_seed": seed, "sampler": sampler,
+                      "steps": steps, "nfe": nfe, "seed_block": block, **labels},
+           "timing": {"nfe": nfe, "ms_per_image": 2.0 * nfe, "batch_size": 64, "device": "cpu", "device_name": "x86_64",
+                      "dtype": "float32"},
            "hardware": {"cpu": "test-cpu"}, "versions": {"torch": "2"}}
-    if method == "real":  # the floor: held-out images, no sampler and no timing
+    if method == "real":
         rec["timing"] = {}
         rec["labels"] = {k: v for k, v in rec["labels"].items() if k not in ("sampler", "steps", "nfe")}
-    path = root / dataset / method / variant / f"euler-{nfe}" / f"seed{block}" / "fid.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec))
-    return path
+    folder = root / dataset / "metrics" / method / variant / f"s{seed}" / f"{sampler}-{steps}" / f"b{block}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fid.json").write_text(json.dumps(rec))
+    rng = np.random.default_rng(abs(hash((dataset, method, variant, sampler, steps, block, seed))) % 2**32)
+    common = shared if shared is not None else np.zeros(B)
+    if "fid" in values:
+        np.savez(folder / "features.npz", fid_boot=values["fid"] + 5 * common + rng.normal(0, 0.2, B))
+    if "clip_score" in values:
+        np.savez(folder / "clip_scores.npz", clip_score_boot=values["clip_score"] - common + rng.normal(0, 0.05, B))
+    return folder / "fid.json"
 
 
-def synth(root, e2e_fid: float, blocks: int = 3, noise: float = 0.5, datasets=("mnist5k",), ablation_gap: float = -5.0,
-          seed: int = 0):
-    """A whole synthetic run: baselines at FID 60 − 5·log2(NFE) (DDPM 10 at NFE 50), E2ED² at ``e2e_fid``,
-    ablation controls at e2e_fid − ablation_gap, and a real-data floor of 2."""
-    rng = np.random.default_rng(seed)
+def baseline_fid(method: str, steps: int) -> float:
+    return {"ddim": 80 - 10 * math.log2(steps), "cd": 45.0, "ct": 50.0, "edm": 25.0}[method]
+
+
+def synth(root, e2e_fid: float, datasets=("mnist5k",), ablation_gap: float = -5.0, seeds=(0,)):
+    """A whole synthetic run: healthy baselines (DDIM falls with steps, CD-2 < DDIM-10, CT near the
+    floor, a teacher within 2× the floor), E2ED² at ``e2e_fid`` for every trained K, ablation
+    controls ``ablation_gap`` away, a floor of 20."""
     for d in datasets:
-        for b in range(blocks):
-            write_metric(root, dataset=d, method="real", variant="heldout", nfe=0, block=b,
-                         values={"fid": 2 + rng.normal(0, 0.1), "kid": 0.001, "recall": 0.9})
-            for m, nfes in NFES.items():
-                variants = ["main", "leaky", "no_perc", "no_adv"] if m == "e2ed2" else ["main"]
-                for v in variants:
-                    for nfe in nfes:
-                        base = e2e_fid if m == "e2ed2" else (10.0 if nfe == 50 else 60 - 5 * math.log2(nfe))
-                        if v != "main":
-                            base -= ablation_gap
-                        fid = base + rng.normal(0, noise)
-                        write_metric(root, dataset=d, method=m, variant=v, nfe=nfe, block=b,
-                                     values={"fid": fid, "kid": fid / 1000, "clip_score": 30 - fid / 10,
-                                             "fd_clip": fid * 2, "recall": 0.5 + rng.normal(0, 0.01)})
+        shared = np.random.default_rng(1).normal(0, 1, B)
+        w = lambda **kw: write_metric(root, dataset=d, block=0, shared=shared, **kw)  # noqa: E731
+        w(method="real", variant="main", sampler="", steps=0, values={"fid": 20.0, "recall": 0.9, "clip_score": 60})
+        for steps in (1, 2, 4, 10, 50):
+            w(method="ddim", variant="main", sampler="ddim", steps=steps,
+              values={"fid": baseline_fid("ddim", steps), "clip_score": 40, "recall": 0.6})
+        for steps in (20, 100):  # ancestral: DDIM-10/50 must be no worse than 1.2× these when healthy
+            w(method="edm", variant="main", sampler="ddpm", steps=steps, values={"fid": 40.0})
+        for m in ("cd", "ct"):
+            for steps in (1, 2, 4):
+                w(method=m, variant="main", sampler="consistency", steps=steps,
+                  values={"fid": baseline_fid(m, steps), "clip_score": 40, "recall": 0.6})
+        for variant, K in (("main", 2), ("k1", 1), ("k4", 4), ("leaky", 2), ("noperc", 2), ("noadv", 2)):
+            for steps in (1, 2, 4):
+                fid = e2e_fid + (0 if variant in ("main", "k1", "k4") else -ablation_gap) + (0 if steps == K else 10)
+                for seed in seeds if variant in ("main", "k1", "k4") else (0,):
+                    w(method="e2ed2", variant=variant, sampler="ddim", steps=steps, seed=seed, train_k=K,
+                      values={"fid": fid + 0.1 * seed, "clip_score": 80 - fid, "recall": 0.8})
     return root
 
 
-@pytest.fixture
-def spec_file(tmp_path):
-    p = tmp_path / "spec.json"
-    p.write_text(json.dumps(SPEC))
-    return p
+def run(root, spec=SPEC, train_runs=None):
+    df = aggregate.collect(sorted(root.glob("*/metrics")))
+    spec = load_spec_dict(spec)
+    pairs = comparisons.all_comparisons(df, comparisons.load_replicates(df), spec)
+    verdicts, checks = claims.evaluate(df, pairs, spec, train_runs)
+    return {v.id: v for v in verdicts}, checks, pairs
 
 
-def verdicts(root, spec_file, runs=None):
-    df = aggregate.collect(root)
-    return {v.id: v for v in claims.evaluate(df, load_spec(spec_file), runs)}
+def load_spec_dict(spec):
+    return make_spec(spec)
 
 
 # ---- aggregation -----------------------------------------------------------------------------
 def test_aggregate_round_trip(tmp_path):
-    synth(tmp_path / "m", 20.0, blocks=2)
-    df = aggregate.collect(tmp_path / "m")
-    # 2 blocks × (floor 3 metrics + (3 e2e nfe × 4 variants + 4 ddpm + 3 cm) × 5 metrics)
-    assert len(df) == 2 * (3 + (12 + 4 + 3) * 5)
+    synth(tmp_path, 20.0)
+    df = aggregate.collect([tmp_path / "mnist5k" / "metrics"])
+    row = df[(df.method == "ddim") & (df.nfe == 50) & (df.metric == "fid")].iloc[0]
+    assert row["n"] == 100 and row["reference"] == "mnist5k/heldout" and row["train_seed"] == 0
     assert list(df.columns[:len(aggregate.CORE)]) == aggregate.CORE
-    row = df[(df.method == "ddpm") & (df.nfe == 50) & (df.metric == "kid") & (df.seed_block == 1)].iloc[0]
-    assert row["std"] == 0.001 and row["n"] == 100 and row["reference"] == "mnist5k/train"
-    assert row["feature_network"] == "inception-2015-12-05" and "test-cpu" in row["hardware"]
     aggregate.write_table(df, tmp_path / "table.csv")
     back = aggregate.read_table(tmp_path / "table.csv")
-    pd.testing.assert_frame_equal(df.drop(columns="peak_memory_mb"), back.drop(columns="peak_memory_mb"), check_dtype=False)
+    assert len(back) == len(df) and set(back["source"]) == set(df["source"])
 
 
 def test_aggregate_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="metrics folder"):
-        aggregate.collect(tmp_path / "missing")
-    p = write_metric(tmp_path, dataset="d", method="x", variant="main", nfe=1, block=0, values={"fid": 1.0})
+        aggregate.collect([tmp_path / "missing"])
+    p = write_metric(tmp_path, dataset="d", method="x", variant="main", sampler="s", steps=1, block=0, values={"fid": 1.0})
     rec = json.loads(p.read_text())
     del rec["labels"]["method"]
     p.write_text(json.dumps(rec))
     with pytest.raises(KeyError, match="fid.json"):
-        aggregate.collect(tmp_path)
+        aggregate.collect([tmp_path])
 
 
-# ---- confidence intervals ----------------------------------------------------------------------
-def test_t_interval_matches_scipy_and_coverage():
+# ---- intervals -----------------------------------------------------------------------------------
+def test_t_interval_matches_scipy_and_respects_ranges():
     x = [10.0, 12.0, 11.0, 13.0]
     iv = ci.t_interval(x)
     lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
     assert iv.mean == pytest.approx(11.5) and iv.low == pytest.approx(lo) and iv.high == pytest.approx(hi)
-    one = ci.t_interval([3.0])
-    assert one.replicates == 1 and not one.known and math.isnan(one.low)
-    # coverage of the true mean over many small normal samples is close to 95%
+    assert math.isnan(ci.t_interval([3.0]).low)
+    # a plain t-interval of these recalls leaves [0, 1]; the logit-scale one does not
+    r = [0.01, 0.07, 0.02]
+    assert ci.t_interval(r).low < 0 and 0 < ci.t_interval(r, metric="recall").low < 0.02
+    assert ci.t_interval([5.0, 40.0], metric="fid").low > 0
+    lo, hi = ci.wilson(0.0, 500)
+    assert lo == pytest.approx(0.0, abs=1e-12) and 0 < hi < 0.01
+
+
+# ---- paired comparisons ------------------------------------------------------------------------
+def test_fid_bootstrap_is_exact():
     rng = np.random.default_rng(0)
-    hits = [(lambda i: i.low <= 0 <= i.high)(ci.t_interval(rng.normal(0, 1, 3))) for _ in range(2000)]
-    assert 0.93 < np.mean(hits) < 0.97
+    real, gen = rng.normal(size=(300, 32)), rng.normal(size=(100, 32)) * 1.1 + 0.2
+    mu, sigma = statistics(real)
+    boot = FIDBootstrap(gen, mu, sigma)
+    idx = bootstrap_indices(100, 3)
+    assert boot.fid(np.arange(100))[0] == pytest.approx(frechet_distance(*statistics(gen), mu, sigma), rel=1e-6)
+    for row in idx:
+        assert boot.fid(row)[0] == pytest.approx(frechet_distance(*statistics(gen[row]), mu, sigma), rel=1e-6)
 
 
-def test_compare_needs_separated_intervals():
-    a, b = ci.Interval(1, 0.5, 1.5, 3), ci.Interval(3, 2.5, 3.5, 3)
-    assert ci.compare(a, b, lower_is_better=True) == ci.BETTER
-    assert ci.compare(a, b, lower_is_better=False) == ci.WORSE
-    assert ci.compare(a, ci.Interval(1.4, 1.2, 1.6, 3), True) == ci.OVERLAP
-    assert ci.compare(a, ci.Interval(3, math.nan, math.nan, 1), True) == ci.UNKNOWN
+def test_paired_test_detects_a_shift_that_overlapping_intervals_miss():
+    """Per-image scores with a large common per-seed component: arm A = arm B − 1. Independent 95%
+    intervals of the two means overlap; the paired difference excludes 0."""
+    rng = np.random.default_rng(0)
+    seeds_effect = rng.normal(0, 10, 200)
+    a, b = seeds_effect - 1 + rng.normal(0, 0.5, 200), seeds_effect + rng.normal(0, 0.5, 200)
+    ia, ib = ci.t_interval(a), ci.t_interval(b)
+    assert ci.compare(ia, ib, lower_is_better=True) == ci.OVERLAP
+    idx = bootstrap_indices(200, 1000)
+    p = paired.paired([(a.mean(), a[idx].mean(1), b.mean(), b[idx].mean(1))])
+    assert p.outcome(lower_is_better=True) == "better" and p.low < -1 < p.high < 0
+    # guard: no shift → the paired interval covers 0
+    c = seeds_effect + rng.normal(0, 0.5, 200)
+    assert paired.paired([(c.mean(), c[idx].mean(1), b.mean(), b[idx].mean(1))]).outcome(True) == "overlap"
 
 
-# ---- tables ----------------------------------------------------------------------------------
-def test_tables_render_with_floor(tmp_path, spec_file):
-    synth(tmp_path / "m", 20.0)
-    df = aggregate.collect(tmp_path / "m")
-    paths = tables.write_tables(df, load_spec(spec_file), tmp_path / "t")
-    names = {p.name for p in paths}
-    assert {"main_mnist5k.md", "main_mnist5k.tex", "main_mnist5k.csv", "ablation_C5_mnist5k.tex"} <= names
-    md, tex = (tmp_path / "t" / "main_mnist5k.md").read_text(), (tmp_path / "t" / "main_mnist5k.tex").read_text()
-    for text in (md, tex):
-        assert "Real-data floor" in text and "3 sampling-seed block(s)" in text
-    assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex
-    main = pd.read_csv(tmp_path / "t" / "main_mnist5k.csv")
-    assert len(main) == 3 + 4 + 3 and "FID ↓" in main and "ms/image" in main
-    # the ddpm NFE-50 cell: mean ± half-width over the 3 blocks
-    vals = df[(df.method == "ddpm") & (df.nfe == 50) & (df.metric == "fid")]["value"]
-    iv = ci.t_interval(vals)
-    assert main[(main.method == "ddpm") & (main.NFE == 50)]["FID ↓"].iloc[0] == f"{iv.mean:.2f} ± {iv.half_width:.2f}"
-
-
-def test_floor_missing_is_said(tmp_path):
-    write_metric(tmp_path, dataset="d", method="x", variant="main", nfe=1, block=0, values={"fid": 1.0})
-    _, caption = tables.main_table(aggregate.collect(tmp_path), "d", load_spec())
-    assert "floor: not measured" in caption
+# ---- baseline health ---------------------------------------------------------------------------
+def test_health_checks_pass_and_fail_with_numbers(tmp_path):
+    _, checks, _ = run(synth(tmp_path / "ok", 20.0))
+    assert {c.id: c.status for c in checks} == {"teacher_near_floor": "pass", "ddim10_vs_ancestral": "pass",
+                                                 "ddim50_vs_ancestral": "pass", "cd2_vs_ddim10": "pass",
+                                                 "ct2_near_floor": "pass", "ddim_monotone": "pass"}
+    df = pd.DataFrame([{"dataset": "d", "method": m, "variant": "main", "sampler": s, "steps": st, "nfe": st,
+                        "metric": "fid", "value": f} for m, s, st, f in
+                       [("real", "", 0, 20), ("ddim", "ddim", 10, 200), ("ddim", "ddim", 50, 230), ("edm", "ddpm", 20, 60),
+                        ("edm", "ddpm", 100, 50), ("cd", "consistency", 2, 300), ("ct", "consistency", 2, 400)]])
+    by_id = {c.id: c for c in health.checks(df, load_spec())}
+    assert by_id["ddim50_vs_ancestral"].status == "fail" and "DDIM-50 230.0" in by_id["ddim50_vs_ancestral"].numbers
+    assert by_id["cd2_vs_ddim10"].status == "fail" and by_id["ct2_near_floor"].status == "fail"
+    assert by_id["ddim_monotone"].status == "fail" and by_id["teacher_near_floor"].status == "fail"
 
 
 # ---- verdicts ------------------------------------------------------------------------------------
-def test_verdicts_supported(tmp_path, spec_file):
-    v = verdicts(synth(tmp_path, e2e_fid=20.0), spec_file)  # far below every baseline at NFE 1–4
-    assert v["C1"].verdict == "supported" and v["C2"].verdict == "supported"
-    assert v["C5"].verdict == "supported" and v["C6"].verdict == "supported"
+def test_verdicts_supported_with_two_datasets_and_two_training_seeds(tmp_path):
+    v, checks, pairs = run(synth(tmp_path, 20.0, datasets=("mnist5k", "digits"), seeds=(0, 1)))
+    assert all(c.status == "pass" for c in checks)
+    for cid in ("C1", "C2", "C4", "C5", "C6", "C8"):
+        assert v[cid].verdict == "supported", (cid, v[cid].verdict, v[cid].per_dataset)
     assert v["C7"].verdict == "inconclusive"  # FID helps, but no training logs to check stability
-    assert v["C8"].verdict.startswith("inconclusive (no data")  # one dataset only
-    assert v["C4"].verdict.startswith("inconclusive (no data")
+    # C1 uses the matched arm: at NFE 1 the variant trained with K = 1
+    c1 = pairs[(pairs.claim == "C1") & (pairs.nfe == 1)]
+    assert set(c1["a"]) == {"e2ed2/k1 [ddim] @NFE 1"} and set(c1["train_seed"].astype(str)) == {"all", "0", "1"}
 
 
-def test_verdicts_not_supported(tmp_path, spec_file):
-    v = verdicts(synth(tmp_path, e2e_fid=70.0, ablation_gap=5.0), spec_file)  # worse than baselines and controls
-    for cid in ("C1", "C2", "C3", "C5", "C6", "C7"):
-        assert v[cid].verdict == "not supported", cid
-    assert any(e["outcome"] == "worse" for e in v["C1"].evidence)
+def test_verdicts_not_supported_and_c8_not_tested_on_one_dataset(tmp_path):
+    v, _, _ = run(synth(tmp_path, 70.0, ablation_gap=5.0))
+    for cid in ("C1", "C3", "C5", "C6", "C7"):
+        assert v[cid].verdict == "not supported", (cid, v[cid].verdict)
+    assert v["C8"].verdict.startswith("not tested")
 
 
-def test_verdicts_inconclusive(tmp_path, spec_file):
-    v = verdicts(synth(tmp_path, e2e_fid=60.0, noise=8.0, seed=3), spec_file)  # ties DDPM@1 with wide noise
-    assert v["C1"].verdict == "inconclusive"
-    one = verdicts(synth(tmp_path / "one", e2e_fid=20.0, blocks=1), spec_file)  # a single seed block: no interval
-    assert one["C1"].verdict == "inconclusive" and "without an interval" in one["C1"].note
+def test_a_failed_health_check_makes_the_claim_not_credible(tmp_path):
+    v, checks, _ = run(synth(tmp_path, 20.0), {**SPEC, "health": {"teacher": "edm", "ct_floor": 1.0}})
+    assert {c.id: c.status for c in checks}["ct2_near_floor"] == "fail"
+    assert v["C1"].verdict == "not credible" and "ct2_near_floor" in v["C1"].per_dataset["mnist5k"]
+    assert v["C5"].verdict == "supported"  # E2ED² against its own ablation: no baseline involved
 
 
-def test_c8_and_c4_from_labels(tmp_path):
-    synth(tmp_path, 20.0, datasets=("mnist5k", "digits"))
-    rng = np.random.default_rng(1)
-    for b in range(3):  # C4 grid: variants trained with K ∈ {1, 2}, each sampled at 1 and 2 steps
-        for k in (1, 2):
-            for steps in (1, 2):
-                fid = (15 if k == steps else 40) + rng.normal(0, 0.5)
-                write_metric(tmp_path, dataset="mnist5k", method="e2ed2", variant=f"k{k}", nfe=steps, block=b,
-                             values={"fid": fid}, train_k=k)
-    v = verdicts(tmp_path, None)
-    assert v["C8"].verdict == "supported" and v["C4"].verdict == "supported"
-    assert v["C5"].verdict.startswith("inconclusive (no data")  # no spec and no ablation labels
-
-
-def test_c7_divergence_makes_not_supported(tmp_path, spec_file):
+def test_c7_divergence_makes_not_supported(tmp_path):
     synth(tmp_path / "m", 20.0)
-    run = tmp_path / "train" / "e2ed2" / "main"
-    run.mkdir(parents=True)
-    losses = [1.0] * 10 + [1.0] * 10 + [1.0] * 10 + [50.0] * 10  # blows up in the last quarter
-    run.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": 10 * (i + 1), "loss_main": x}) + "\n"
-                                                   for i, x in enumerate(losses)))
-    runs = curves.load_runs(tmp_path / "train")
-    assert curves.diverged(runs) and set(runs["method"]) == {"e2ed2"}
-    assert verdicts(tmp_path / "m", spec_file, runs)["C7"].verdict == "not supported"
+    train_dir = tmp_path / "run" / "mnist5k" / "train" / "e2ed2" / "main" / "s0"
+    train_dir.mkdir(parents=True)
+    losses = [1.0] * 30 + [50.0] * 10  # blows up in the last quarter
+    train_dir.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": 10 * (i + 1), "loss_main": x}) + "\n"
+                                                         for i, x in enumerate(losses)))
+    runs = curves.load_runs(tmp_path / "run")
+    assert curves.diverged(runs) and set(runs["variant"]) == {"main"} and set(runs["dataset"]) == {"mnist5k"}
+    assert run(tmp_path / "m", train_runs=runs)[0]["C7"].verdict == "not supported"
 
 
-# ---- figures and the CLI -----------------------------------------------------------------------------
+# ---- tables, figures and the CLI ---------------------------------------------------------------
+def test_main_table_has_matched_arms_floor_and_readable_names(tmp_path):
+    synth(tmp_path, 20.0, seeds=(0, 1))
+    df = aggregate.collect([tmp_path / "mnist5k" / "metrics"])
+    table, caption = tables.main_table(df, "mnist5k", load_spec_dict(SPEC))
+    arms = list(table["arm"])
+    assert "real data (floor)" in arms and "DDIM (η = 0)" in arms
+    assert "E2ED² (K=1, matched)" in arms and "E2ED² (trained K=2, one model)" in arms
+    assert "Real-data floor" in caption
+    matched1 = table[table["arm"] == "E2ED² (K=1, matched)"].iloc[0]
+    assert matched1["NFE"] == "1" and matched1["replicates"] == 2  # two training seeds
+
+
 def write_samples(root, method, steps, seeds=range(8)):
     from e2ed2.sample import save_samples
 
     rng = np.random.default_rng(steps)
     images = rng.integers(0, 255, (len(seeds), 1, 8, 8), dtype=np.uint8)
-    save_samples(root / method / "main" / f"euler-{steps}" / "seed0" / "samples.npz", images, list(seeds),
-                 ["c"] * len(seeds), [0] * len(seeds), {"method": method, "steps": steps, "sampler": "euler",
+    save_samples(root / method / "main" / "s0" / f"ddim-{steps}" / "b0" / "samples.npz", images, list(seeds),
+                 ["c"] * len(seeds), [0] * len(seeds), {"method": method, "steps": steps, "sampler": "ddim",
                                                          "nfe": steps, "data": "mnist5k"})
 
 
 def test_fixed_latent_grid_keeps_seed_positions(tmp_path):
-    for m in ("ddpm", "e2ed2"):
+    for m in ("ddim", "e2ed2"):
         for s in (1, 4):
             write_samples(tmp_path, m, s)
     sets = grid.find_sample_sets(tmp_path)
     image, rows, cols, (ch, cw) = grid.fixed_latent_grid(sets, k=3)
-    assert rows == ["ddpm [euler]", "e2ed2 [euler]"] and cols == [1, 4]
-    with np.load(tmp_path / "e2ed2" / "main" / "euler-4" / "seed0" / "samples.npz") as z:
+    assert rows == ["ddim [ddim]", "e2ed2 [ddim]"] and cols == [1, 4]
+    with np.load(tmp_path / "e2ed2" / "main" / "s0" / "ddim-4" / "b0" / "samples.npz") as z:
         seed2 = z["images"][list(z["seeds"]).index(2), 0]
     y0, x0 = 1 * ch + 2, 1 * cw + 2 + 2 * (8 + 2)
     np.testing.assert_array_equal(image[y0:y0 + 8, x0:x0 + 8], seed2)
 
 
-def test_cli_all_writes_everything(tmp_path, spec_file):
-    synth(tmp_path / "metrics", 20.0)
-    run = tmp_path / "train" / "ddpm"
-    run.mkdir(parents=True)
-    run.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": s, "loss_main": 1 / s}) + "\n" for s in range(1, 21)))
-    for m in ("ddpm", "e2ed2"):
+def test_cli_all_writes_everything(tmp_path, monkeypatch):
+    synth(tmp_path / "run", 20.0)
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    train_dir = tmp_path / "run" / "mnist5k" / "train" / "edm" / "main" / "s0"
+    train_dir.mkdir(parents=True)
+    train_dir.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": s, "loss_main": 1 / s}) + "\n" for s in range(1, 21)))
+    for m in ("ddim", "e2ed2"):
         for s in (1, 2, 4):
-            write_samples(tmp_path / "samples", m, s)
+            write_samples(tmp_path / "run" / "mnist5k" / "samples", m, s)
     out = tmp_path / "report"
-    assert report_main(["all", "--metrics", str(tmp_path / "metrics"), "--spec", str(spec_file), "--train",
-                        str(tmp_path / "train"), "--samples", str(tmp_path / "samples"), "--out", str(out)]) == 0
-    for name in ("fid_vs_nfe_mnist5k", "clip_vs_nfe_mnist5k", "fid_vs_time_mnist5k", "fid_vs_clip_mnist5k",
-                 "ablations_mnist5k", "training_curves", "sample_grid"):
-        for ext in ("png", "pdf"):
-            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
-    assert (out / "figures" / "fid_vs_nfe_mnist5k.png").read_bytes()[:4] == b"\x89PNG"
-    md = (out / "claims.md").read_text()
-    assert "| C1 |" in md and "supported" in md and "Rule (fixed before the numbers)" in md
-    assert "<table>" in (out / "claims.html").read_text()
-    assert len(json.loads((out / "claims.json").read_text())) == 9
-    # stage-by-stage route gives the same claims
-    assert report_main(["claims", "--table", str(out / "table.csv"), "--spec", str(spec_file), "--out", str(tmp_path / "c2")]) == 0
-    assert (tmp_path / "c2" / "claims.json").read_text() == (out / "claims.json").read_text()
+    assert report_main(["all", "--metrics", "run/mnist5k/metrics", "--spec", str(spec), "--train", "run",
+                        "--samples", "run/mnist5k/samples", "--out", str(out)]) == 0
+    for name in ("fid_vs_nfe_mnist5k", "clip_vs_nfe_mnist5k", "fid_vs_time_mnist5k", "ablations_mnist5k",
+                 "training_curves", "sample_grid_mnist5k"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    md = (out / "claims" / "claims.md").read_text()
+    assert "| C1 |" in md and "supported" in md and "Baseline health" in md
+    page = (out / "claims" / "claims.html").read_text()
+    assert "data:image/png;base64," in page and "main_mnist5k" in page and "Baseline health" in page
+    assert len(json.loads((out / "claims" / "claims.json").read_text())["claims"]) == 9
+    # the stage-by-stage route gives the same claims
+    assert report_main(["claims", "--table", str(out / "table.csv"), "--paired", str(out / "paired.csv"), "--spec",
+                        str(spec), "--train", "run", "--out", str(tmp_path / "c2")]) == 0
+    a = json.loads((tmp_path / "c2" / "claims.json").read_text())
+    b = json.loads((out / "claims" / "claims.json").read_text())
+    assert [c["verdict"] for c in a["claims"]] == [c["verdict"] for c in b["claims"]]

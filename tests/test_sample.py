@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from e2ed2 import schedules
-from e2ed2.denoiser import VPDenoiser
 from e2ed2.noise import SeedNoise, parse_seeds
 from e2ed2.registry import build_method
 from e2ed2.sample import main as sample_main
@@ -58,13 +57,6 @@ def test_schedules():
     assert torch.isclose(k[0], torch.tensor(80.0, dtype=torch.float64)) and torch.isclose(k[-2], torch.tensor(0.002, dtype=torch.float64))
     cos = schedules.cosine_alpha_bars()
     assert (cos.diff() < 0).all() and 0 < cos[-1] < 1e-3
-
-
-def test_vp_denoiser_timestep_at_table_points():
-    table = schedules.ddpm_sigmas(1000)
-    D = VPDenoiser(torch.nn.Identity(), table)
-    t = D.sigma_to_t(table[[0, 17, 999]])
-    torch.testing.assert_close(t, torch.tensor([0.0, 17.0, 999.0], dtype=torch.float64))
 
 
 def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):

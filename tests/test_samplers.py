@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from e2ed2 import samplers, schedules
-from e2ed2.denoiser import VPDenoiser
+from e2ed2 import precond
+from e2ed2.denoiser import Denoiser
 from e2ed2.nets import UNet
 from e2ed2.noise import SeedNoise
 
@@ -97,7 +98,7 @@ def test_gradients_reach_network_through_every_sampler(name):
     for p in net.parameters():
         if p.abs().sum() == 0:
             torch.nn.init.normal_(p, std=0.05)
-    D = VPDenoiser(net, schedules.ddpm_sigmas(1000))
+    D = Denoiser(net, precond.build("eps", schedules.ddpm_sigmas(1000)))
     sigmas = schedules.respace(schedules.ddpm_sigmas(1000), 3)
     x = torch.randn(2, 1, 8, 8) * float(sigmas[0])
     out = samplers.get_sampler(name)(D, x, sigmas, None, generator=SeedNoise([0, 1]))

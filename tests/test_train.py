@@ -7,6 +7,9 @@ import json
 import pytest
 import torch
 
+from e2ed2 import cli
+from e2ed2.config import ConfigError
+
 from e2ed2.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from e2ed2.train import NonFiniteLossError, Trainer, main as train_main, train
 from e2ed2.data import load_dataset
@@ -68,19 +71,20 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tiny_config, tmp_p
 def test_cli_reports_non_finite_loss(tiny_config, tmp_path, capsys):
     cfg = tiny_config(steps=50)
     cfg["train"].update(lr=1e30, warmup=0, grad_clip=0)  # diverges to inf/NaN within a few steps
-    rc = train_main(["--config-json", json.dumps(cfg), "--out", str(tmp_path / "x"), "--no-progress"])
+    rc = cli.run(train_main, ["--config-json", json.dumps(cfg), "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "non-finite" in err and "at step" in err and "latest.pt" in err
+    assert err.startswith("error: training diverged") and "non-finite" in err and "at step" in err
+    assert "no checkpoint was written before it" in err  # it diverged before the first latest.pt
 
 
 def test_unknown_config_keys_are_errors(tiny_config, tmp_path):
     cfg = tiny_config(steps=1)
     cfg["train"]["stpes"] = 3
-    with pytest.raises(KeyError, match="stpes"):
+    with pytest.raises(ConfigError, match="stpes"):
         train(cfg, tmp_path / "bad")
     cfg = tiny_config(steps=1, not_a_knob=1)
-    with pytest.raises(KeyError, match="not_a_knob"):
+    with pytest.raises(ConfigError, match="not_a_knob"):
         train(cfg, tmp_path / "bad2")
 
 

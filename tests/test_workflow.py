@@ -8,6 +8,7 @@ file + one registry line + one config entry goes through the same DAG.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -82,18 +83,20 @@ def test_snakefmt_is_clean():
 def test_every_config_builds_its_dag(name):
     proc = snakemake("-n", "--forceall", "--configfile", f"workflows/config/{name}.yaml")  # as from a clean results/
     outputs = dry_run_outputs(proc)
-    for stage in ("train", "samples", "metrics", "report"):
-        assert any(f"results/{name}/{stage}/" in p for p in outputs), f"{name}: no {stage} jobs in the DAG"
-    # every method of DESIGN.md is trained or sampled, with E2ED² ablation variants
-    for model in ("ddpm/main", "cd/main", "ct/main", "e2ed2/main"):
-        assert f"results/{name}/train/{model}/final.pt" in outputs
-    assert any(f"results/{name}/samples/ddim/main/ddim-" in p for p in outputs)
-    assert sum(f"results/{name}/train/e2ed2/" in p and p.endswith("final.pt") for p in outputs) >= 3
+    for stage in ("train", "samples", "metrics"):
+        assert any(re.search(rf"results/{name}/[^/]+/{stage}/", p) for p in outputs), f"{name}: no {stage} jobs in the DAG"
+    assert any(f"results/{name}/report/" in p for p in outputs)
+    # every method of docs/DESIGN.md is trained or sampled, with E2ED² ablation variants
+    for model in ("cd/main", "ct/main", "e2ed2/main"):
+        assert any(re.search(rf"results/{name}/[^/]+/train/{model}/s\d+/final.pt", p) for p in outputs), model
+    assert any(re.search(rf"results/{name}/[^/]+/samples/ddim/main/s0/ddim-", p) for p in outputs)
+    assert sum(bool(re.search(rf"/train/e2ed2/\w+/s0/final.pt", p)) for p in outputs) >= 3
 
 
 def test_default_config_covers_the_protocol():
     config = yaml.safe_load((REPO / "workflows/config/default.yaml").read_text())
-    assert config["dataset"]["name"] == "mnist5k" and config["sampling"]["seed_blocks"] >= 3
+    assert set(config["datasets"]) == {"mnist5k", "digits"}  # two real offline datasets (claim C8)
+    assert len(config["models"]["e2ed2"]["variants"]["main"]["train_seeds"]) >= 2
     steps = {s for e in config["evaluate"] for s in e["steps"]}
     assert {1, 2, 4} <= steps
     assert set(config["claims"]["ablations"]) == {"C4", "C5", "C6", "C7"}
@@ -104,10 +107,11 @@ def test_default_config_covers_the_protocol():
 
 
 def test_teacher_trains_first_by_priority():
-    """The DDPM teacher gates every distilled model: it carries the highest train priority."""
+    """The teacher gates every distilled model: it carries the highest train priority."""
     proc = snakemake("-n", "--forceall")
-    prio = dict(re.findall(r"wildcards: method=(\w+), variant=(?:\w+)\n\s+priority: (\d+)", proc.stdout))
-    assert prio.get("ddpm") == "2", proc.stdout[-2000:]
+    prio = dict(re.findall(r"wildcards: dataset=\S+, method=(\w+), variant=(?:\w+), seed=\d+\n\s+priority: (\d+)",
+                           proc.stdout))
+    assert prio.get("edm") == "2", proc.stdout[-2000:]
     assert prio.get("e2ed2") == "1" and prio.get("ct") == "1"
 
 
@@ -123,7 +127,7 @@ def test_use_conda_and_slurm_profile_parse():
     # the Slurm executor plugin is a dependency of the project (pyproject.toml)
     proc = snakemake("--executor", "slurm", "-n", "--forceall", "--profile", "workflows/profiles/slurm", "--configfile",
                      "workflows/config/cifar10.yaml")
-    assert "results/cifar10/train/ddpm/main/final.pt" in proc.stdout
+    assert "results/cifar10/cifar10/train/edm/main/s0/final.pt" in proc.stdout
 
 
 def test_schema_rejects_a_bad_config(tmp_path):
@@ -136,13 +140,12 @@ def test_schema_rejects_a_bad_config(tmp_path):
 
 
 def test_multi_gpu_rule_launches_torchrun(tmp_path):
-    cfg = write_config(tmp_path / "gpus.yaml", REPO / "workflows/config/cifar10.yaml",
-                       lambda c: c["resources"]["train"].update(gpu=4))
-    proc = snakemake("results/cifar10/train/ddpm/main/final.pt", "-n", "-p", "--forceall", "--cores", "8",
-                     "--configfile", cfg)
+    (tmp_path / "gpus.yaml").write_text("resources: {train: {gpu: 4}}\n")  # a partial override
+    target = "results/cifar10/cifar10/train/edm/main/s0/final.pt"
+    proc = snakemake(target, "-n", "-p", "--forceall", "--cores", "8", "--configfile", "workflows/config/cifar10.yaml",
+                     tmp_path / "gpus.yaml")
     assert "torchrun --standalone --nnodes 1 --nproc_per_node 4 -m e2ed2.train" in proc.stdout
-    proc = snakemake("results/cifar10/train/ddpm/main/final.pt", "-n", "-p", "--forceall", "--cores", "8",
-                     "--configfile", "workflows/config/cifar10.yaml")
+    proc = snakemake(target, "-n", "-p", "--forceall", "--cores", "8", "--configfile", "workflows/config/cifar10.yaml")
     assert "python -m e2ed2.train" in proc.stdout and "torchrun" not in proc.stdout
 
 
@@ -154,33 +157,42 @@ def smoke_run(tmp_path_factory):
     return root, proc
 
 
-@pytest.mark.slow  # the shared smoke run: ~3 min CPU on 2 idle cores, longer under load
+@pytest.mark.slow  # the shared smoke run: a few minutes on 2 idle cores, longer under load
 def test_smoke_dag_runs_end_to_end(smoke_run):
+    import numpy as np
+
     root, _ = smoke_run
     out = root / "results/smoke"
     config = yaml.safe_load((root / SMOKE).read_text())
-    import json
-
-    import numpy as np
-
-    for method, block in config["models"].items():
-        if "checkpoint_of" not in block:
-            for variant in block["variants"]:
-                assert (out / f"train/{method}/{variant}/final.pt").is_file()
-                assert (out / f"benchmarks/train/{method}/{variant}.tsv").is_file()
+    for dataset in config["datasets"]:
+        for m, v in (("edm", "main"), ("cd", "main"), ("ct", "main"), ("e2ed2", "k1"), ("e2ed2", "leaky")):
+            assert (out / f"{dataset}/train/{m}/{v}/s0/final.pt").is_file(), (dataset, m, v)
+            assert (out / f"benchmarks/{dataset}/train/{m}/{v}/s0.tsv").is_file()
+        assert (out / f"{dataset}/train/e2ed2/main/s1/final.pt").is_file()  # the second training seed
+    assert not (out / "digits/train/ddpm").exists()  # digits does not sample DDPM: not trained there
     n = config["sampling"]["n"]
-    with np.load(out / "samples/e2ed2/main/ddim-2/seed1/samples.npz") as z:
+    with np.load(out / "mnist5k/samples/ddim/main/s0/ddim-2/b1/samples.npz") as z:
         assert z["images"].shape == (n, 1, 32, 32) and z["images"].dtype == np.uint8
-        assert list(z["seeds"]) == list(range(n, 2 * n))  # seed block 1 = [N, 2N)
-    fid = json.loads((out / "metrics/e2ed2/main/ddim-2/seed1/fid.json").read_text())
-    assert fid["labels"]["method"] == "e2ed2" and str(fid["labels"]["seed_block"]) == "1"
-    assert fid["n"] == n and fid["timing"]["nfe"] == 2
-    clip = json.loads((out / "metrics/ddim/main/ddim-1/seed0/clip.json").read_text())
+        assert list(z["seeds"]) == list(range(n, 2 * n))  # seed block 1 = [n, 2n)
+    with np.load(out / "digits/samples/e2ed2/main/s1/ddim-2/b0/samples.npz") as z:
+        assert z["images"].shape == (n, 1, 8, 8)  # digits at its own 8×8
+    fid = json.loads((out / "mnist5k/metrics/ddim/main/s0/ddim-2/b1/fid.json").read_text())
+    assert fid["labels"]["method"] == "ddim" and str(fid["labels"]["seed_block"]) == "1"
+    assert fid["n"] == n and fid["timing"]["nfe"] == 2 and fid["implementation"].startswith("eager")
+    with np.load(out / "mnist5k/metrics/ddim/main/s0/ddim-2/b1/features.npz") as z:
+        assert z["features"].shape == (n, 2048) and len(z["fid_boot"]) == 1000
+    clip = json.loads((out / "digits/metrics/ddim/main/s0/ddim-1/b0/clip.json").read_text())
     assert {r["metric"] for r in clip["results"]} >= {"clip_score"}
     table = (out / "report/table.csv").read_text()
-    assert "e2ed2" in table and "ddim" in table
-    assert (out / "report/claims/claims.md").read_text().count("C1") >= 1
-    assert any((out / "report/figures").glob("*.png"))
+    assert "e2ed2" in table and "digits" in table and "mnist5k" in table
+    paired = (out / "report/paired.csv").read_text()
+    assert "C1" in paired and "C5" in paired
+    claims = json.loads((out / "report/claims/claims.json").read_text())
+    assert len(claims["claims"]) == 9 and set(claims["claims"][0]["per_dataset"]) == {"mnist5k", "digits"}
+    assert not claims["claims"][7]["verdict"].startswith("not tested")  # C8: two datasets
+    assert {"learning_curves.png", "sigma_error.png", "sample_grid_digits.png"} <= {
+        p.name for p in (out / "report/figures").glob("*.png")}
+    assert (out / "report/tables/health.md").is_file() and (out / "report/tables/sigma_error.md").is_file()
 
 
 @pytest.mark.slow  # the shared smoke run: ~3 min CPU on 2 idle cores, longer under load
@@ -193,79 +205,70 @@ def test_rerun_has_nothing_to_do(smoke_run):
 @pytest.mark.slow  # the shared smoke run: ~3 min CPU on 2 idle cores, longer under load
 def test_changing_one_e2ed2_knob_reruns_only_e2ed2_and_the_report(smoke_run):
     root, _ = smoke_run
-    cfg = write_config(root / "changed.yaml", root / SMOKE,
-                       lambda c: c["models"]["e2ed2"]["method"].update(lambda_rec=0.5))
-    outputs = dry_run_outputs(snakemake("-n", "--configfile", cfg, cwd=root))
+    (root / "changed.yaml").write_text("models: {e2ed2: {method: {lambda_rec: 0.5}}}\n")  # a partial override file
+    outputs = dry_run_outputs(snakemake("-n", "--configfile", SMOKE, "changed.yaml", cwd=root))
     assert outputs, "a changed E2ED² knob must rerun something"
-    assert "results/smoke/train/e2ed2/main/final.pt" in outputs
+    assert "results/smoke/mnist5k/train/e2ed2/main/s0/final.pt" in outputs
     stray = [p for p in outputs if "/e2ed2/" not in p and "/report/" not in p]
     assert not stray, f"jobs outside E2ED² and the report would rerun: {stray}"
 
 
-TOY = '''"""Toy baseline (test only): x0-prediction regression with the shared UNet."""
+TOY = '''"""Toy baseline (test only): x₀-prediction regression with the shared UNet."""
+
+from dataclasses import dataclass
 
 import torch
 
-from e2ed2.method import Batch, Method
+from e2ed2.config import knob
+from e2ed2.method import Batch, DiffusionConfig, Method, denoising_loss
+
+
+@dataclass(frozen=True)
+class ToyConfig(DiffusionConfig):
+    weight: float = knob(1.0, gt=0, doc="scale of the loss")
 
 
 class Toy(Method):
     name = "toy"
-    defaults = {"weight": 1.0}
+    Config = ToyConfig
     default_sampler = "ddim"
 
-    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main") -> torch.Tensor:
-        # eps-prediction at a random training sigma, scaled by the `weight` knob
-        x0 = batch.x
-        t = torch.randint(0, self.cfg["T"], (x0.shape[0],), generator=generator)
-        eps = torch.randn(x0.shape, generator=generator)
-        sigma = self.train_sigmas[t].float().view(-1, 1, 1, 1)
-        eps_hat = self.net((x0 + sigma * eps) / (sigma**2 + 1).sqrt(), t.float(), batch.tokens)
-        return self.cfg["weight"] * (eps_hat - eps).pow(2).flatten(1).mean(1)
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        return self.cfg.weight * denoising_loss(self, batch.x, batch.tokens, generator)
 '''
 
 
-@pytest.mark.slow  # the shared smoke run: ~3 min CPU on 2 idle cores, longer under load
+@pytest.mark.slow  # the shared smoke run
 def test_adding_a_toy_baseline_runs_through_the_dag(smoke_run):
+    """The workflows/README.md recipe: one file, one registry line, one config entry (a partial file)."""
     root, _ = smoke_run
-    # 1. one file in baselines/   2. one registry line   3. one config entry
     (root / "baselines/toy.py").write_text(TOY)
     registry = root / "e2ed2/registry.py"
     text = registry.read_text()
-    text = text.replace("    return {\n", "    from baselines.toy import Toy\n\n    return {\n        \"toy\": Toy,\n", 1)
-    registry.write_text(text)
-
-    def add_toy(c):
-        c["models"]["toy"] = {"method": {"weight": 2.0}, "train": {"steps": 3}, "variants": {"main": {}}}
-        c["evaluate"].append({"model": "toy/main", "sampler": "ddim", "steps": [2], "seed_blocks": 1})
-
-    cfg = write_config(root / "toy.yaml", root / SMOKE, add_toy)
-    dry = dry_run_outputs(snakemake("-n", "--configfile", cfg, cwd=root))
-    stray = [p for p in dry if "/toy/" not in p and "/report/" not in p]
+    assert "from baselines.ddpm import DDPM, EDM\n" in text and '    "e2ed2": E2ED2,\n' in text
+    text = text.replace("from baselines.ddpm import DDPM, EDM\n", "from baselines.ddpm import DDPM, EDM\nfrom baselines.toy import Toy\n")
+    registry.write_text(text.replace('    "e2ed2": E2ED2,\n', '    "e2ed2": E2ED2,\n    "toy": Toy,\n'))
+    (root / "toy.yaml").write_text("models: {toy: {method: {weight: 2.0}, train: {steps: 3}, variants: {main: {}}}}\n"
+                                   "evaluate: [{model: toy/main, sampler: ddim, steps: [2], datasets: [mnist5k]}]\n")
+    # evaluate is a list: the override replaces it, so the smoke's sample sets are dropped from the plan
+    dry = dry_run_outputs(snakemake("-n", "--configfile", SMOKE, "toy.yaml", "--until", "metrics_fid", cwd=root))
+    stray = [p for p in dry if "/toy/" not in p]
     assert not stray, f"adding a baseline must not rerun other methods: {stray}"
-    target = "results/smoke/metrics/toy/main/ddim-2/seed0/fid.json"
-    snakemake(target, "--cores", "2", "--configfile", cfg, cwd=root)
-    import json
-
+    target = "results/smoke/mnist5k/metrics/toy/main/s0/ddim-2/b0/fid.json"
+    snakemake(target, "--cores", "2", "--configfile", SMOKE, "toy.yaml", cwd=root)
     rec = json.loads((root / target).read_text())
     assert rec["labels"]["method"] == "toy" and rec["n"] == yaml.safe_load((root / SMOKE).read_text())["sampling"]["n"]
-    ckpt_cfg = json.loads((root / "results/smoke/train/toy/main/config.json").read_text())
-    assert ckpt_cfg["method"] == {"name": "toy", "weight": 2.0}
+    ckpt_cfg = json.loads((root / "results/smoke/mnist5k/train/toy/main/s0/config.json").read_text())
+    assert ckpt_cfg["method"] == {"name": "toy", "weight": 2.0} and ckpt_cfg["resolved"]["method"]["weight"] == 2.0
 
 
 def test_two_cpu_processes_train_with_gloo(tmp_path):
     """resources.train.processes: 2 → torchrun with 2 gloo ranks on CPU."""
     root = copy_repo(tmp_path / "repo")
 
-    def ddp(c):
-        c["run"] = "ddp"
-        c["models"] = {"ddpm": {"train": {"steps": 4}, "variants": {"main": {}}}}
-        c["evaluate"] = [{"model": "ddpm/main", "sampler": "ddim", "steps": [1], "seed_blocks": 1}]
-        c["resources"]["train"].update(processes=2)
-
-    cfg = write_config(root / "ddp.yaml", root / SMOKE, ddp)
-    target = "results/ddp/train/ddpm/main/final.pt"
-    proc = snakemake(target, "-p", "--cores", "2", "--configfile", cfg, cwd=root)
+    (root / "ddp.yaml").write_text("run: ddp\nresources: {train: {processes: 2}}\n")
+    target = "results/ddp/mnist5k/train/ddpm/main/s0/final.pt"
+    proc = snakemake(target, "-p", "--cores", "2", "--configfile", SMOKE, "ddp.yaml", cwd=root)
     assert "torchrun --standalone --nnodes 1 --nproc_per_node 2" in proc.stdout + proc.stderr
     import torch
 

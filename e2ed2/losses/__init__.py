@@ -30,7 +30,3 @@ def build_perceptual(name: str) -> nn.Module | None:
         return LaplacianPyramidL1()
     raise ValueError(f"unknown perceptual backend {name!r}; available: {list(PERCEPTUAL_BACKENDS)}")
 
-
-def check_perceptual_name(name: str) -> None:
-    if name not in PERCEPTUAL_BACKENDS:
-        raise ValueError(f"unknown perceptual backend {name!r}; available: {list(PERCEPTUAL_BACKENDS)}")

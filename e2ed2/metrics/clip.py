@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import clip_model, common
+from .. import cli
+from . import bootstrap, clip_model, common
 from ..distributed import resolve_device
 from .fid import _save_npz
 from .frechet import frechet_distance, statistics
@@ -43,6 +44,10 @@ def cmd_calc(args, backbone) -> dict:
     img = backbone.encode_images(images.images)
     txt = backbone.encode_texts(images.captions)
     scores = clip_model.clip_score(img, txt)
+    if getattr(args, "save_scores", None):
+        _, boot = bootstrap.mean_replicates(scores)
+        _save_npz(args.save_scores, scores=np.asarray(scores, np.float64), seeds=np.asarray(images.seeds, np.int64),
+                  clip_score_boot=boot)
     results = [{"metric": "clip_score", "value": float(scores.mean()), "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]
     reference = None
     if args.ref:
@@ -67,29 +72,36 @@ def cmd_calc(args, backbone) -> dict:
     return common.write_result(args.out, record)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="CLIP score and FD_CLIP through open_clip.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser():
+    p = cli.parser("e2ed2.metrics.clip", "CLIP score and FD_CLIP through open_clip: reference embedding statistics "
+                   "(ref) and per-set scores (calc).")
     sub = p.add_subparsers(dest="cmd", required=True)
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--clip", required=True, help="backbone: small:/path/clip.pt or MODEL:PRETRAINED (tag or file)")
-    shared.add_argument("--data", default=None)
-    shared.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
-    shared.add_argument("--n", type=int, default=None)
-    shared.add_argument("--subset-seed", type=int, default=0)
-    shared.add_argument("--device", default="auto")
-    shared.add_argument("--threads", type=int, default=0)
-    shared.add_argument("--out", required=True)
-    sub.add_parser("ref", parents=[shared], help="CLIP image-embedding statistics of a dataset split")
-    c = sub.add_parser("calc", parents=[shared], help="CLIP score (+ FD_CLIP with --ref) of a sample set")
+    shared.add_argument("--data", default=None, help="dataset (built-in name, .npz or folder) for ref, or instead of --samples")
+    shared.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="split of --data")
+    shared.add_argument("--n", type=int, default=None, help="images (default: all)")
+    shared.add_argument("--subset-seed", type=int, default=0, help="seed of the n-image subset of --data")
+    shared.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    shared.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    shared.add_argument("--out", required=True, help="output (.npz for ref, JSON for calc)")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    sub.add_parser("ref", parents=[shared], formatter_class=fmt, help="CLIP image-embedding statistics of a dataset split")
+    c = sub.add_parser("calc", parents=[shared], formatter_class=fmt, help="CLIP score (+ FD_CLIP with --ref) of a sample set")
     c.add_argument("--samples", default=None, help="sample folder (samples.npz + timing.json)")
     c.add_argument("--ref", default=None, help="reference .npz from `ref` (enables FD_CLIP)")
-    c.add_argument("--label", action="append", default=[], help="KEY=VALUE recorded under labels")
+    c.add_argument("--save-scores", default=None, metavar="NPZ", help="also write the per-image scores and seeds")
+    c.add_argument("--label", action="append", default=[], help="KEY=VALUE recorded under labels (repeatable)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not getattr(args, "samples", None) and not args.data:
-        raise SystemExit(f"{args.cmd}: give --data SPEC" + (" or --samples DIR" if args.cmd == "calc" else ""))
+        p.error(f"{args.cmd}: give --data SPEC" + (" or --samples DIR" if args.cmd == "calc" else ""))
     args.device_obj = resolve_device(args.device)
     backbone = clip_model.load(args.clip, device=args.device_obj)
     with torch.no_grad():
@@ -99,4 +111,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

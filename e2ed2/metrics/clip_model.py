@@ -9,7 +9,6 @@ resolve through the Hugging Face cache; with ``HF_HUB_OFFLINE=1`` a missing one 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import to_rgb
+from ..atomic import atomic_write
 from .inception import sha256
 
 SMALL_NAME = "e2ed2-small-clip"
@@ -82,12 +82,8 @@ class Backbone:
 
 def save_small(path, model, config: dict, extra: dict) -> None:
     """Atomic checkpoint: {"model_name", "config", "state_dict", **extra} (weights_only-loadable)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    torch.save({"model_name": SMALL_NAME, "config": config, "state_dict": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save({"model_name": SMALL_NAME, "config": config, "state_dict": model.state_dict(), **extra}, tmp)
 
 
 def create_small(config: dict | None = None):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import write_json_atomic
+from ..atomic import write_json
 from ..data import load_dataset
 
 GRAY_TO_RGB = "gray→rgb repeat"  # recorded in "preprocessing" when 1-channel images were repeated
@@ -129,5 +129,5 @@ def write_result(path, record: dict) -> dict:
     """Write one metric-family JSON atomically; ``metric``/``value`` mirror the first result."""
     first = record["results"][0]
     record = {"metric": first["metric"], "value": first["value"], **record}
-    write_json_atomic(path, record)
+    write_json(path, record)
     return record

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import write_json_atomic
+from ..atomic import write_json
 from ..data import load_dataset
 from . import clip_model
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                    "parameters": sum(p.numel() for p in model.parameters()), "model": clip_model.SMALL_NAME})
     out = Path(args.out)
     clip_model.save_small(out, model, clip_model.SMALL_CONFIG, {"data": str(args.data), "eval": report})
-    write_json_atomic(out.with_suffix(".eval.json"), report)
+    write_json(out.with_suffix(".eval.json"), report)
     print(json.dumps({k: report[k] for k in ("zero_shot_accuracy", "caption_retrieval_accuracy", "final_loss", "train_seconds")}))
     return 0
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-CORE = ["dataset", "method", "variant", "sampler", "steps", "nfe", "seed_block", "metric", "value", "std", "n",
+from ..atomic import write_text
+
+CORE = ["dataset", "method", "variant", "train_seed", "sampler", "steps", "nfe", "seed_block", "metric", "value", "std", "n",
         "backend", "feature_network", "feature_sha256", "preprocessing", "reference", "reference_n", "hardware",
         "device", "device_name", "dtype", "batch_size", "ms_per_image", "images_per_s", "peak_memory_mb", "source"]
 FLOOR_METHOD = "real"
-LABEL_DEFAULTS = {"variant": "main", "sampler": "", "seed_block": 0}
-NUMERIC = ["steps", "nfe", "seed_block", "value", "std", "n", "reference_n", "batch_size", "ms_per_image",
+LABEL_DEFAULTS = {"variant": "main", "sampler": "", "seed_block": 0, "train_seed": 0}
+NUMERIC = ["train_seed", "steps", "nfe", "seed_block", "value", "std", "n", "reference_n", "batch_size", "ms_per_image",
            "images_per_s", "peak_memory_mb"]
 
 
@@ -61,22 +62,23 @@ def rows_from_record(rec: dict, source: str) -> list[dict]:
     return out
 
 
-def collect(root: str | os.PathLike) -> pd.DataFrame:
-    """All ``*.json`` metric files under ``root`` → tidy DataFrame (core columns first, then labels)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"metrics folder not found: {root}")
-    files = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+def collect(roots) -> pd.DataFrame:
+    """All ``*.json`` metric files under the folder(s) ``roots`` → tidy DataFrame (core columns
+    first, then labels). ``source`` is each file's path as given (relative to the working folder)."""
+    roots = [Path(r) for r in ([roots] if isinstance(roots, (str, os.PathLike)) else roots)]
     rows = []
-    for path in files:
-        try:
-            rec = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
-        if isinstance(rec, dict) and ("results" in rec or "value" in rec):
-            rows += rows_from_record(rec, str(path.relative_to(root)))
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"metrics folder not found: {root}")
+        for path in sorted(p for p in root.rglob("*.json") if not p.name.startswith(".")):
+            try:
+                rec = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e})") from e
+            if isinstance(rec, dict) and ("results" in rec or "value" in rec):
+                rows += rows_from_record(rec, str(path))
     if not rows:
-        raise FileNotFoundError(f"no metric JSONs (with 'results') under {root}")
+        raise FileNotFoundError(f"no metric JSONs (with 'results') under {', '.join(map(str, roots))}")
     return tidy(pd.DataFrame(rows))
 
 
@@ -96,13 +98,8 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Atomic CSV write (temp file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        df.to_csv(f, index=False)
-    os.replace(tmp, path)
+    """Atomic CSV write (e2ed2.atomic)."""
+    write_text(path, df.to_csv(index=False))
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

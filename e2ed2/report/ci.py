@@ -1,8 +1,11 @@
-"""Mean and 95% Student-t confidence intervals over replicates (seed blocks).
+"""Mean and 95% confidence intervals over replicates (seed blocks × training seeds), in range.
 
-A replicate is one sample set scored once: one sampling-seed block (and one training seed, when
-several are run). The interval is mean ± t_{1-α/2, S-1} · s / √S over the S replicates; with a
-single replicate it is undefined (NaN), and every rule that needs it says so.
+A replicate is one sample set scored once: one sampling-seed block of one training seed. The
+interval is Student-t over the S replicates, computed where the metric is unbounded: on the
+log scale for FID and FD_CLIP (≥ 0), on the logit scale for precision, recall (in [0, 1]) and
+the CLIP score (in [0, 100]), then mapped back, so it never leaves the metric's range. With a
+single replicate it is undefined (NaN) — except precision/recall, proportions over the
+reference (recall) or generated (precision) images, which get a Wilson score interval.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class Interval:
 
     @property
     def known(self) -> bool:
-        return self.replicates >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+        return math.isfinite(self.low) and math.isfinite(self.high)
 
     @property
     def half_width(self) -> float:
@@ -39,8 +42,27 @@ class Interval:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def t_interval(values, level: float = LEVEL) -> Interval:
-    """Student-t interval of the mean of ``values`` (NaNs dropped); NaN bounds when S < 2."""
+# metric → (lower bound, upper bound) of its range; absent = unbounded
+RANGES = {"fid": (0.0, math.inf), "fd_clip": (0.0, math.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
+          "clip_score": (0.0, 100.0)}
+PROPORTIONS = ("precision", "recall")
+
+
+def _to_unbounded(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    eps = 1e-6
+    if math.isinf(hi):
+        return np.log(np.maximum(x - lo, eps))
+    p = np.clip((x - lo) / (hi - lo), eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+def _from_unbounded(y: float, lo: float, hi: float) -> float:
+    return lo + math.exp(y) if math.isinf(hi) else lo + (hi - lo) / (1 + math.exp(-y))
+
+
+def t_interval(values, level: float = LEVEL, metric: str | None = None) -> Interval:
+    """Student-t interval of the mean of ``values`` (NaNs dropped), on the metric's unbounded
+    scale when it has a range (see module docstring); NaN bounds when S < 2."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     S = len(x)
@@ -49,9 +71,23 @@ def t_interval(values, level: float = LEVEL) -> Interval:
     mean = float(x.mean())
     if S < 2:
         return Interval(mean, math.nan, math.nan, S)
+    t = float(stats.t.ppf((1 + level) / 2, S - 1))
+    if metric in RANGES:
+        lo, hi = RANGES[metric]
+        y = _to_unbounded(x, lo, hi)
+        h = t * y.std(ddof=1) / math.sqrt(S)
+        return Interval(mean, _from_unbounded(y.mean() - h, lo, hi), _from_unbounded(y.mean() + h, lo, hi), S)
     # half-width = t_{(1+level)/2, S-1} · s / √S  (s: sample std, ddof=1)
-    h = float(stats.t.ppf((1 + level) / 2, S - 1) * x.std(ddof=1) / math.sqrt(S))
+    h = t * float(x.std(ddof=1)) / math.sqrt(S)
     return Interval(mean, mean - h, mean + h, S)
+
+
+def wilson(p: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a proportion p observed over n items."""
+    z = float(stats.norm.ppf((1 + level) / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # Outcome of comparing two intervals on one metric: separated intervals decide, overlap does not.
@@ -77,7 +113,12 @@ def summarise(df, keys=KEYS):
 
     rows = []
     for key, g in df.groupby(list(keys), dropna=False, sort=True):
-        iv = t_interval(g["value"])
+        metric = dict(zip(keys, key)).get("metric")
+        iv = t_interval(g["value"], metric=metric)
+        if iv.replicates == 1 and metric in PROPORTIONS:  # one replicate: Wilson over the images counted
+            n = g["reference_n"].max() if metric == "recall" else g["n"].max()
+            if n and np.isfinite(n):
+                iv = Interval(iv.mean, *wilson(iv.mean, int(n)), 1)
         rows.append({**dict(zip(keys, key)), "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high,
                      "replicates": iv.replicates, "n": g["n"].max(), "ms_per_image": g["ms_per_image"].mean(),
                      "seed_blocks": ",".join(str(int(s)) for s in sorted(g["seed_block"].dropna().unique()))})

@@ -1,8 +1,17 @@
-"""Claims C1–C9 (DESIGN.md §5): each a rule written as code, stated in one sentence beforehand.
+"""Claims C1–C9 (docs/DESIGN.md §6): each a rule written as code, stated in one sentence beforehand.
 
-Every rule reads only the tidy table (and, for C7/C9, the training logs) and returns a verdict
-``supported`` / ``not supported`` / ``inconclusive``, the evidence rows behind it, and a note.
-Interval comparisons use ``ci.compare``: only non-overlapping 95% t-intervals decide.
+Inputs: the tidy table, the paired comparisons (``comparisons.all_comparisons`` → paired.csv),
+the baseline health checks (``health``) and, for C7/C9, the training logs. Each claim is judged
+on every dataset and gets one of
+
+- ``supported`` / ``not supported``: decided by the data (paired 95% intervals that exclude 0,
+  for every training seed of the E2ED² arm);
+- ``inconclusive``: the intervals include 0 somewhere, or datasets disagree;
+- ``not credible``: a comparison rests on a baseline that fails a health check (named);
+- ``not tested``: the arms were not sampled (C8: fewer than two datasets).
+
+The headline verdict combines the datasets: the same decided verdict on every dataset stands;
+any not-credible dataset makes the claim not credible; otherwise it is inconclusive (mixed).
 """
 
 from __future__ import annotations
@@ -11,12 +20,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import health
 from .aggregate import FLOOR_METHOD
-from .ci import BETTER, OVERLAP, UNKNOWN, WORSE, compare, interval_of, summarise
+from .ci import interval_of, summarise
+from .comparisons import baselines, matched_variant
 from .curves import diverged
-from .spec import ablation_arms
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+NOT_CREDIBLE, NOT_TESTED = "not credible", "not tested"
+DECIDED = (SUPPORTED, NOT_SUPPORTED)
 
 
 @dataclass
@@ -25,147 +37,120 @@ class Verdict:
     claim: str
     rule: str
     verdict: str
+    per_dataset: dict = field(default_factory=dict)  # dataset → verdict
     evidence: list = field(default_factory=list)  # dicts: dataset, what, value, versus, outcome
     note: str = ""
 
 
-def _arms(s: pd.DataFrame, metric: str, **eq) -> pd.DataFrame:
-    r = s[s["metric"] == metric]
-    for k, v in eq.items():
-        r = r[r[k].isin(v)] if isinstance(v, (list, tuple, set)) else r[r[k] == v]
-    return r
+def combine(per_dataset: dict) -> str:
+    """The headline verdict from the per-dataset ones (see module docstring)."""
+    vs = [v.split(" (")[0] for v in per_dataset.values()]
+    if not vs or all(v == NOT_TESTED for v in vs):
+        return NOT_TESTED
+    vs = [v for v in vs if v != NOT_TESTED]
+    if NOT_CREDIBLE in vs:
+        return NOT_CREDIBLE
+    if len(set(vs)) == 1:
+        return vs[0]
+    return INCONCLUSIVE
 
 
-def _name(r) -> str:
-    extra = f"/{r['variant']}" if r["variant"] != "main" else ""
-    return f"{r['method']}{extra}" + (f" [{r['sampler']}]" if r["sampler"] else "") + (f" @NFE {int(r['nfe'])}" if pd.notna(r["nfe"]) else " @NFE ?")
+def _outcome(row) -> str:
+    if row["high"] < 0:
+        return "better" if row["lower_is_better"] else "worse"
+    if row["low"] > 0:
+        return "worse" if row["lower_is_better"] else "better"
+    return "overlap"
 
 
-def _pairwise(verdict: Verdict, pairs, lower: bool, need: str) -> Verdict:
-    """All-better → supported; any worse → not supported; otherwise inconclusive (overlap / no CI)."""
-    outcomes = []
-    for dataset, a, b in pairs:
-        o = compare(interval_of(a), interval_of(b), lower)
-        outcomes.append(o)
-        verdict.evidence.append({"dataset": dataset, "what": _name(a), "value": interval_of(a).fmt(3),
-                                 "versus": _name(b), "versus_value": interval_of(b).fmt(3), "outcome": o})
-    if not outcomes:
-        verdict.verdict = f"{INCONCLUSIVE} (no data: {need})"
-    elif WORSE in outcomes:
-        verdict.verdict = NOT_SUPPORTED
-    elif all(o == BETTER for o in outcomes):
-        verdict.verdict = SUPPORTED
-    else:
-        verdict.verdict = INCONCLUSIVE
-        verdict.note = (f"{outcomes.count(OVERLAP)} overlapping, {outcomes.count(UNKNOWN)} without an interval "
-                        f"(fewer than 2 seed blocks) of {len(outcomes)} comparisons")
+def _evidence(v: Verdict, rows: pd.DataFrame) -> None:
+    for _, r in rows.iterrows():
+        scale = "" if r["b_scale"] == 1 else f"{r['b_scale']:g} × "
+        seed = "" if str(r["train_seed"]) == "all" else f" (train seed {r['train_seed']})"
+        v.evidence.append({"dataset": r["dataset"], "what": r["a"] + seed, "versus": scale + r["b"],
+                           "value": f"{r['metric']} A − B = {r['estimate']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
+                           "versus_value": f"{int(r['units'])} block×seed unit(s)", "outcome": _outcome(r)})
+
+
+def _gate(verdict: str, checks, dataset: str, methods) -> str:
+    """A decided verdict that rests on a failed or unmeasured baseline becomes 'not credible (…)'."""
+    bad = health.failed_for(checks, dataset, methods)
+    if bad and verdict not in (NOT_TESTED,):
+        return f"{NOT_CREDIBLE} (baseline check {', '.join(sorted({c.id + ': ' + c.status for c in bad}))})"
     return verdict
 
 
-def _baselines(s: pd.DataFrame, spec: dict) -> list:
-    names = spec["baselines"] or sorted(set(s["method"]) - {spec["method"], FLOOR_METHOD})
-    return list(names)
+def _methods_of(rows: pd.DataFrame) -> set:
+    return {b.split(" [")[0].split("/")[0] for b in rows["b"]}
 
 
-def _many_step_baselines(s, spec, metric: str, dataset) -> pd.DataFrame:
-    """Each baseline's rows at its largest NFE ≥ many_steps_nfe (the reference of C3 and C9)."""
-    B = _arms(s, metric, dataset=dataset, method=_baselines(s, spec), variant=spec["main_variant"])
-    B = B[B["nfe"] >= spec["many_steps_nfe"]]
-    return B[B["nfe"] == B.groupby("method")["nfe"].transform("max")]
-
-
-def few_step(s, spec, metric, lower, cid, claim, datasets=None) -> Verdict:
-    word = "upper" if lower else "lower"
-    v = Verdict(cid, claim, f"Supported when, at every NFE in {spec['nfe']} (same dataset, same N), the {word} 95% bound of "
-                f"{spec['method']} {metric} is {'below' if lower else 'above'} the {'lower' if lower else 'upper'} bound of "
-                f"every baseline; not supported when any baseline's interval lies entirely on the better side; "
-                f"inconclusive otherwise.", INCONCLUSIVE)
-    pairs = []
-    for dataset in datasets or sorted(s["dataset"].unique()):
-        for nfe in spec["nfe"]:
-            E = _arms(s, metric, dataset=dataset, method=spec["method"], variant=spec["main_variant"], nfe=nfe)
-            B = _arms(s, metric, dataset=dataset, method=_baselines(s, spec), variant=spec["main_variant"], nfe=nfe)
-            pairs += [(dataset, e, b) for _, e in E.iterrows() for _, b in B.iterrows()]
-    return _pairwise(v, pairs, lower, f"{metric} of {spec['method']} and a baseline at the same NFE in {spec['nfe']}")
-
-
-def c3(s, spec) -> Verdict:
-    d = spec["c3_margin"]
-    v = Verdict("C3", "Fewer than 4 steps suffice", f"Supported when, for some NFE ≤ 4, the upper 95% bound of "
-                f"{spec['method']} FID is ≤ (1 + {d:g}) × the mean FID of the best baseline at its largest NFE "
-                f"≥ {spec['many_steps_nfe']}; not supported when at every NFE ≤ 4 the lower bound exceeds that threshold; "
-                f"inconclusive otherwise.", INCONCLUSIVE)
-    outcomes = []
-    for dataset in sorted(s["dataset"].unique()):
-        B = _many_step_baselines(s, spec, "fid", dataset)
-        E = _arms(s, "fid", dataset=dataset, method=spec["method"], variant=spec["main_variant"])
-        E = E[E["nfe"] <= 4]
-        if B.empty or E.empty:
+def all_better(v: Verdict, pairs: pd.DataFrame, claim: str, checks, need: str) -> Verdict:
+    """Supported when every comparison (each training seed too) is 'better'; not supported when a
+    pooled comparison is 'worse'; inconclusive otherwise."""
+    rows = pairs[pairs["claim"] == claim]
+    _evidence(v, rows)
+    for dataset in sorted(pairs["dataset"].unique()) or []:
+        r = rows[rows["dataset"] == dataset]
+        if r.empty:
+            v.per_dataset[dataset] = f"{NOT_TESTED} (no data: {need})"
             continue
-        ref = B.loc[B["mean"].idxmin()]
-        thr = (1 + d) * ref["mean"]
-        for _, e in E.iterrows():
-            iv = interval_of(e)
-            o = UNKNOWN if not iv.known else BETTER if iv.high <= thr else WORSE if iv.low > thr else OVERLAP
-            outcomes.append(o)
-            v.evidence.append({"dataset": dataset, "what": _name(e), "value": iv.fmt(3), "versus": f"(1+{d:g})×{_name(ref)}",
-                               "versus_value": f"{thr:.3f}", "outcome": o})
-    if not outcomes:
-        v.verdict = f"{INCONCLUSIVE} (no data: FID of {spec['method']} at NFE ≤ 4 and of a baseline at NFE ≥ {spec['many_steps_nfe']})"
-    elif BETTER in outcomes:
-        v.verdict = SUPPORTED
-    elif all(o == WORSE for o in outcomes):
-        v.verdict = NOT_SUPPORTED
+        outcomes = r.apply(_outcome, axis=1)
+        pooled = outcomes[r["train_seed"].astype(str) == "all"]
+        verdict = (SUPPORTED if (outcomes == "better").all() else NOT_SUPPORTED if (pooled == "worse").any()
+                   else INCONCLUSIVE)
+        v.per_dataset[dataset] = _gate(verdict, checks, dataset, _methods_of(r))
+    v.verdict = combine(v.per_dataset)
     return v
 
 
-def c4(df, s, spec) -> Verdict:
-    v = Verdict("C4", "Matching training to sampling removes the train/test mismatch", "Supported when, at every "
-                "sampling budget K', the variant trained with K = K' has an FID interval entirely below that of every "
-                "variant trained with K ≠ K' (sampled at K'); not supported when some mismatched variant is entirely "
-                "below the matched one; inconclusive otherwise.", INCONCLUSIVE)
-    arms = ablation_arms(spec, df, "C4")
-    pairs = []
-    if arms:
-        K = arms["variants"]
-        for dataset in sorted(s["dataset"].unique()):
-            rows = _arms(s, "fid", dataset=dataset, method=spec["method"], variant=list(K))
-            for steps, g in rows.groupby("steps"):
-                match = g[g["variant"].map(K) == steps]
-                other = g[g["variant"].map(K) != steps]
-                pairs += [(dataset, m, o) for _, m in match.iterrows() for _, o in other.iterrows()]
-    return _pairwise(v, pairs, True, "FID of variants trained with different K (spec ablations.C4 or label train_k)")
+def c3(pairs, spec, checks) -> Verdict:
+    d = spec["c3_margin"]
+    v = Verdict("C3", f"At most 4 steps of {spec['method']} reach within {d:.0%} of the best many-step baseline's FID",
+                f"At each NFE n ≤ 4 the {spec['method']} variant trained with K = n is paired with (1 + {d:g}) × the best "
+                f"baseline at its largest NFE ≥ {spec['many_steps_nfe']}. Supported when for some n the paired FID "
+                f"difference is below 0 with 95% confidence (for every training seed); not supported when at every n it "
+                f"is above 0; inconclusive otherwise.", INCONCLUSIVE)
+    rows = pairs[pairs["claim"] == "C3"]
+    _evidence(v, rows)
+    for dataset in sorted(pairs["dataset"].unique()):
+        r = rows[rows["dataset"] == dataset]
+        if r.empty:
+            v.per_dataset[dataset] = f"{NOT_TESTED} (no data: a baseline at NFE ≥ {spec['many_steps_nfe']} and E2ED² at ≤ 4)"
+            continue
+        by_nfe = {n: g.apply(_outcome, axis=1) for n, g in r.groupby("nfe")}
+        verdict = (SUPPORTED if any((o == "better").all() for o in by_nfe.values())
+                   else NOT_SUPPORTED if all((o == "worse").any() for o in by_nfe.values()) else INCONCLUSIVE)
+        v.per_dataset[dataset] = _gate(verdict, checks, dataset, _methods_of(r))
+    v.verdict = combine(v.per_dataset)
+    return v
 
 
-ABLATION_TEXT = {"C5": ("Starting from pure noise (no leakage) helps", "pure-noise start", "leaky start"),
-                 "C6": ("The perceptual loss helps", "with the perceptual loss", "without it"),
-                 "C7": ("The adversarial loss helps, without instability", "with the adversarial loss", "without it")}
+ABLATION_TEXT = {"C4": ("Training with K steps beats training with another K, when sampling with K steps",
+                        "the variant trained with K = K'", "each variant trained with another K, sampled at K'"),
+                 "C5": ("Starting from pure noise beats starting from leaked data (lower FID)", "pure-noise start",
+                        "leaky start"),
+                 "C6": ("The perceptual loss lowers FID", "with the perceptual loss", "without it"),
+                 "C7": ("The adversarial loss lowers FID, and training does not diverge", "with the adversarial loss",
+                        "without it")}
 
 
-def ablation(df, s, spec, cid, runs=None) -> Verdict:
+def ablation(pairs, spec, checks, cid, runs=None) -> Verdict:
     claim, treat, ctrl = ABLATION_TEXT[cid]
-    rule = (f"Supported when, at every NFE both arms were sampled at, the FID interval {treat} lies entirely below "
-            f"the one {ctrl}; not supported when it lies entirely above at any NFE; inconclusive otherwise.")
+    rule = (f"The FID of {treat} minus that of {ctrl} is paired over images at every NFE both were sampled at. "
+            f"Supported when every difference is below 0 with 95% confidence (for every training seed); not "
+            f"supported when one is above 0; inconclusive otherwise.")
     if cid == "C7":
-        rule += (" The treatment's training logs must also show no divergence (curves.diverged), else not supported; "
-                 "without logs the verdict is at most inconclusive.")
-    v = Verdict(cid, claim, rule, INCONCLUSIVE)
-    arms = ablation_arms(spec, df, cid)
-    pairs = []
-    if arms:
-        for dataset in sorted(s["dataset"].unique()):
-            T = _arms(s, "fid", dataset=dataset, method=spec["method"], variant=arms["treatment"])
-            C = _arms(s, "fid", dataset=dataset, method=spec["method"], variant=arms["control"])
-            pairs += [(dataset, t, c) for _, t in T.iterrows() for _, c in C[C["nfe"] == t["nfe"]].iterrows()]
-    v = _pairwise(v, pairs, True, f"FID of the {cid} treatment and control variants (spec ablations.{cid} or labels "
-                  f"ablation={cid}, arm=treatment|control)")
-    if cid == "C7" and arms and pairs:
-        v = _stability(v, runs, spec["method"], [arms["treatment"]])
+        rule += (" The treatment's training logs must also show no divergence (curves.diverged), else not "
+                 "supported; without logs the verdict is at most inconclusive.")
+    v = all_better(Verdict(cid, claim, rule, INCONCLUSIVE), pairs, cid, checks,
+                   f"the {cid} arms (spec ablations.{cid})")
+    if cid == "C7":
+        v = _stability(v, runs, spec["method"], [spec["ablations"].get("C7", {}).get("treatment", spec["main_variant"])])
     return v
 
 
 def _stability(v: Verdict, runs, method: str, variants) -> Verdict:
-    """Downgrade a verdict with the training logs: diverged → not supported; no logs → at most inconclusive."""
+    """Downgrade with the training logs: diverged → not supported; no logs → at most inconclusive."""
     sel = None if runs is None else runs[(runs["method"] == method) & runs["variant"].isin(variants)]
     if sel is None or sel.empty:
         v.note = (v.note + "; " if v.note else "") + f"no training logs for {method} {variants}: stability not checked"
@@ -174,68 +159,89 @@ def _stability(v: Verdict, runs, method: str, variants) -> Verdict:
         return v
     for run, g in sel.groupby("run"):
         reasons = diverged(g)
-        v.evidence.append({"dataset": "", "what": f"training run {run}", "value": f"{g['step'].max()} steps",
+        v.evidence.append({"dataset": g["dataset"].iloc[0], "what": f"training run {run}", "value": f"{g['step'].max()} steps",
                            "versus": "divergence rule", "versus_value": "", "outcome": "; ".join(reasons) or "stable"})
-        if reasons:
+        if reasons and v.verdict != NOT_TESTED:
             v.verdict = NOT_SUPPORTED
     return v
 
 
-def c8(s, spec) -> Verdict:
-    per = {d: few_step(s, spec, "fid", True, "C1", "", [d]) for d in sorted(s["dataset"].unique())}
-    v = Verdict("C8", "Results carry over to a second benchmark", "Supported when the C1 rule gives 'supported' on at "
-                "least two datasets; not supported when it gives 'not supported' on any dataset; inconclusive otherwise.",
-                INCONCLUSIVE)
-    for d, r in per.items():
-        v.evidence.append({"dataset": d, "what": "C1 rule", "value": "", "versus": "", "versus_value": "", "outcome": r.verdict})
-    verdicts = [r.verdict for r in per.values()]
-    if NOT_SUPPORTED in verdicts:
+def c8(c1: Verdict, datasets: list[str]) -> Verdict:
+    v = Verdict("C8", "C1 holds on every benchmark (at least two datasets)",
+                "Supported when the C1 rule gives 'supported' on every dataset (two or more) with every baseline health "
+                "check passing; not supported when it gives 'not supported' on any; not credible when a dataset's "
+                "baselines fail their checks; not tested with fewer than two datasets; inconclusive otherwise.",
+                INCONCLUSIVE, dict(c1.per_dataset))
+    for d, verdict in c1.per_dataset.items():
+        v.evidence.append({"dataset": d, "what": "C1 rule", "value": "", "versus": "", "versus_value": "", "outcome": verdict})
+    vs = [x.split(" (")[0] for x in c1.per_dataset.values()]
+    if len(datasets) < 2:
+        v.verdict = f"{NOT_TESTED} (only {len(datasets)} dataset: {', '.join(datasets)})"
+    elif NOT_SUPPORTED in vs:
         v.verdict = NOT_SUPPORTED
-    elif verdicts.count(SUPPORTED) >= 2:
+    elif NOT_CREDIBLE in vs:
+        v.verdict = NOT_CREDIBLE
+    elif vs and all(x == SUPPORTED for x in vs) and len(vs) == len(datasets):
         v.verdict = SUPPORTED
-    elif len(per) < 2:
-        v.verdict = f"{INCONCLUSIVE} (no data: only {len(per)} dataset(s) in the table)"
     return v
 
 
-def c9(s, spec, runs=None) -> Verdict:
+def c9(df, spec, checks, runs=None) -> Verdict:
     d = spec["c9_margin"]
-    v = Verdict("C9", "Training is stable, no mode collapse", f"Supported when, at every NFE in {spec['nfe']}, the lower "
-                f"95% bound of {spec['method']} recall is ≥ (1 − {d:g}) × the mean recall of the best baseline at its "
-                f"largest NFE ≥ {spec['many_steps_nfe']}, and no training run of {spec['method']} diverged; not supported "
-                f"when an upper bound is below that threshold or a run diverged; inconclusive otherwise.", INCONCLUSIVE)
-    outcomes = []
+    v = Verdict("C9", f"{spec['method']} keeps ≥ {1 - d:.0%} of the best many-step baseline's recall, and training "
+                f"does not diverge", f"At each NFE n in {spec['nfe']}, the {spec['method']} variant trained with K = n: "
+                f"supported when the lower 95% bound of its recall (logit-scale interval over seed blocks × training "
+                f"seeds, Wilson interval over the reference images with one replicate) is ≥ (1 − {d:g}) × the mean recall "
+                f"of the best baseline at its largest NFE ≥ {spec['many_steps_nfe']} and no {spec['method']} run "
+                f"diverged; not supported when an upper bound is below it or a run diverged; inconclusive otherwise.",
+                INCONCLUSIVE)
+    s = summarise(df[df["method"] != FLOOR_METHOD])
     for dataset in sorted(s["dataset"].unique()):
-        B = _many_step_baselines(s, spec, "recall", dataset)
-        E = _arms(s, "recall", dataset=dataset, method=spec["method"], variant=spec["main_variant"], nfe=spec["nfe"])
-        if B.empty or E.empty:
+        sd = s[(s["dataset"] == dataset) & (s["metric"] == "recall")]
+        B = sd[sd["method"].isin(baselines(s, spec)) & (sd["variant"] == spec["main_variant"])
+               & (sd["nfe"] >= spec["many_steps_nfe"])]
+        outcomes, methods = [], set()
+        if not B.empty:
+            ref = B.loc[B["mean"].idxmax()]
+            methods.add(ref["method"])
+            thr = (1 - d) * ref["mean"]
+            for nfe in spec["nfe"]:
+                E = sd[(sd["method"] == spec["method"]) & (sd["variant"] == matched_variant(s, spec, nfe)) & (sd["nfe"] == nfe)]
+                for _, e in E.iterrows():
+                    iv = interval_of(e)
+                    o = "better" if iv.low >= thr else "worse" if iv.high < thr else "overlap"
+                    outcomes.append(o)
+                    v.evidence.append({"dataset": dataset, "what": f"{e['method']}/{e['variant']} @NFE {int(nfe)}",
+                                       "value": iv.fmt(3), "versus": f"(1−{d:g})×{ref['method']} [{ref['sampler']}] @NFE "
+                                       f"{int(ref['nfe'])}", "versus_value": f"{thr:.3f}", "outcome": o})
+        if not outcomes:
+            v.per_dataset[dataset] = f"{NOT_TESTED} (no data: recall of {spec['method']} and of a many-step baseline)"
             continue
-        ref = B.loc[B["mean"].idxmax()]
-        thr = (1 - d) * ref["mean"]
-        for _, e in E.iterrows():
-            iv = interval_of(e)
-            o = UNKNOWN if not iv.known else BETTER if iv.low >= thr else WORSE if iv.high < thr else OVERLAP
-            outcomes.append(o)
-            v.evidence.append({"dataset": dataset, "what": _name(e), "value": iv.fmt(3), "versus": f"(1−{d:g})×{_name(ref)}",
-                               "versus_value": f"{thr:.3f}", "outcome": o})
-    if not outcomes:
-        v.verdict = f"{INCONCLUSIVE} (no data: recall of {spec['method']} at NFE {spec['nfe']} and of a many-step baseline)"
-        return v
-    v.verdict = NOT_SUPPORTED if WORSE in outcomes else SUPPORTED if all(o == BETTER for o in outcomes) else INCONCLUSIVE
+        verdict = NOT_SUPPORTED if "worse" in outcomes else SUPPORTED if all(o == "better" for o in outcomes) else INCONCLUSIVE
+        v.per_dataset[dataset] = _gate(verdict, checks, dataset, methods)
+    v.verdict = combine(v.per_dataset)
     return _stability(v, runs, spec["method"], [spec["main_variant"]])
 
 
-def evaluate(df: pd.DataFrame, spec: dict, runs: pd.DataFrame | None = None) -> list[Verdict]:
-    """All nine claims, in order, from the tidy table (and optional training logs)."""
-    s = summarise(df[df["method"] != FLOOR_METHOD])
-    return [
-        few_step(s, spec, "fid", True, "C1", "E2ED² gives lower FID than the baselines at the same few steps"),
-        few_step(s, spec, "clip_score", False, "C2", "E2ED² gives a higher CLIP score than the baselines at the same few steps"),
-        c3(s, spec),
-        c4(df, s, spec),
-        ablation(df, s, spec, "C5"),
-        ablation(df, s, spec, "C6"),
-        ablation(df, s, spec, "C7", runs),
-        c8(s, spec),
-        c9(s, spec, runs),
-    ]
+def evaluate(df: pd.DataFrame, pairs: pd.DataFrame, spec: dict, runs: pd.DataFrame | None = None) -> tuple[list[Verdict], list]:
+    """All nine claims, in order, and the health checks they were gated by."""
+    checks = health.checks(df, spec)
+    datasets = sorted(df["dataset"].unique())
+    pairs = pairs if len(pairs) else pd.DataFrame(columns=["claim", "dataset", "b", "train_seed"])
+    pairs = pairs.assign(dataset=pairs["dataset"].astype(str))
+    for d in datasets:  # every dataset gets a row, even without any comparison
+        if d not in set(pairs["dataset"]):
+            pairs = pd.concat([pairs, pd.DataFrame([{"claim": "", "dataset": d}])], ignore_index=True)
+    m = spec["method"]
+    few = (f"At each NFE n in {spec['nfe']}, the {m} variant trained with K = n is paired over images with every "
+           f"baseline arm sampled at n (same seeds and captions). Supported when every paired difference favours {m} "
+           f"with 95% confidence, for every training seed of {m}; not supported when a baseline is better with 95% "
+           f"confidence; inconclusive otherwise. A baseline failing a health check makes it not credible.")
+    c1 = all_better(Verdict("C1", f"{m} has lower FID than every baseline at each few-step NFE {spec['nfe']}", few,
+                            INCONCLUSIVE), pairs, "C1", checks, "E2ED² and a baseline at the same NFE")
+    c2 = all_better(Verdict("C2", f"{m} has a higher CLIP score than every baseline at each few-step NFE {spec['nfe']}",
+                            few, INCONCLUSIVE), pairs, "C2", checks, "CLIP scores of E2ED² and a baseline")
+    verdicts = [c1, c2, c3(pairs, spec, checks)]
+    verdicts += [ablation(pairs, spec, checks, cid, runs) for cid in ("C4", "C5", "C6", "C7")]
+    verdicts += [c8(c1, datasets), c9(df, spec, checks, runs)]
+    return verdicts, checks

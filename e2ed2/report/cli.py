@@ -1,10 +1,12 @@
-"""CLI: ``python -m e2ed2.report {aggregate,tables,figures,claims,all} ...``.
+"""CLI: ``python -m e2ed2.report {aggregate,paired,tables,figures,claims,all} ...``.
 
-aggregate  metric JSONs under --metrics → tidy --out table.csv
-tables     table.csv → main + ablation tables (.csv, .md, .tex) in --out
-figures    table.csv (+ --train logs, --samples sets) → PNG + PDF figures in --out
-claims     table.csv (+ --train logs) → claims.md, claims.html, claims.json in --out
-all        every stage into --out (table.csv, tables/, figures/, claims.*)
+aggregate  metric JSONs under --metrics folders → tidy --out table.csv
+paired     table.csv (+ the per-image replicates beside each metric JSON) → paired.csv
+tables     table.csv → main, ablation and health tables (.csv, .md, .tex) in --out
+figures    table.csv (+ --train logs, --samples sets, --diagnostics) → PNG + PDF figures in --out
+claims     table.csv + paired.csv (+ --train logs, --tables, --figures) → claims.md, claims.json and
+           claims.html, the one-page summary (claims, health checks, main tables, key figures)
+all        every stage into --out
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-from . import aggregate, claims, curves, figures, grid, page, tables
+import matplotlib
+import pandas as pd
+
+from .. import cli
+from ..atomic import write_text
+from . import aggregate, claims, comparisons, curves, diagnostics, figures, grid, page, tables
 from .spec import load_spec
 
 
@@ -23,48 +30,60 @@ def _runs(args):
 
 
 def _figures(df, spec, args, out) -> list:
-    written = figures.write_figures(df, spec, out, _runs(args))
-    if args.samples:
-        import matplotlib
-
+    written = figures.write_figures(df, spec, out, _runs(args), diagnostics.load(args.diagnostics or []))
+    for root in args.samples or []:
         with matplotlib.rc_context(figures.theme()):
-            fig = grid.grid_figure(grid.find_sample_sets(args.samples), args.grid_seeds, spec["main_variant"])
-            if fig is None:
-                raise FileNotFoundError(f"no samples.npz under {args.samples} holds seeds 0..{args.grid_seeds - 1} "
-                                        f"for variant {spec['main_variant']!r}; cannot draw the fixed-latent grid")
-            written += figures.save(fig, out, "sample_grid")
+            sets = grid.find_sample_sets(root)
+            for dataset in sorted(sets["dataset"].unique()) if len(sets) else []:
+                fig = grid.grid_figure(sets[sets["dataset"] == dataset], args.grid_seeds, spec["main_variant"])
+                if fig is not None:
+                    written += figures.save(fig, out, f"sample_grid_{dataset}")
     return written
 
 
-def _claims(df, spec, args, out) -> list:
-    verdicts = claims.evaluate(df, spec, _runs(args))
+def _paired(df, args) -> pd.DataFrame:
+    return comparisons.all_comparisons(df, comparisons.load_replicates(df), load_spec(args.spec))
+
+
+def _claims(df, pairs, spec, args, out) -> list:
+    verdicts, checks = claims.evaluate(df, pairs, spec, _runs(args))
     n = sorted({int(x) for x in df["n"].dropna()})
-    pre = (f"Datasets: {', '.join(sorted(df['dataset'].unique()))}. N = {'/'.join(map(str, n))} images per seed block; "
-           f"intervals are 95% Student-t over sampling-seed blocks. Each rule was written in e2ed2/report/claims.py "
-           f"before any number was computed.")
-    return page.write_claims(verdicts, out, preamble=pre)
+    pre = (f"Datasets: {', '.join(sorted(df['dataset'].unique()))}. N = {'/'.join(map(str, n))} images per seed block. "
+           f"Claims are decided by paired comparisons over images (same seeds and captions in every arm; 95% basic "
+           f"bootstrap intervals), after the baseline health checks. Each rule is written in e2ed2/report/claims.py.")
+    return page.write_claims(verdicts, checks, out, preamble=pre, tables_dir=args.tables, figures_dir=args.figures)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m e2ed2.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = cli.parser("e2ed2.report", __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
-    stages = {name: sub.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-              for name in ("aggregate", "tables", "figures", "claims", "all")}
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    stages = {name: sub.add_parser(name, formatter_class=fmt) for name in ("aggregate", "paired", "tables", "figures",
+                                                                             "claims", "all")}
     for name, sp in stages.items():
-        sp.add_argument("--out", required=True, help="output file (aggregate) or folder")
+        sp.add_argument("--out", required=True, help="output file (aggregate, paired) or folder")
         if name in ("aggregate", "all"):
-            sp.add_argument("--metrics", required=True, help="folder of metric JSONs (searched recursively)")
+            sp.add_argument("--metrics", required=True, nargs="+", help="folders of metric JSONs (searched recursively)")
         else:
             sp.add_argument("--table", required=True, help="tidy table.csv written by `aggregate`")
         if name != "aggregate":
             sp.add_argument("--spec", default=None, help="claims spec YAML/JSON (method, variants per ablation, margins)")
+        if name == "claims":
+            sp.add_argument("--paired", required=True, help="paired.csv written by `paired`")
+            sp.add_argument("--tables", default=None, help="tables folder to show on the summary page")
+            sp.add_argument("--figures", default=None, help="figures folder to show on the summary page")
         if name in ("figures", "claims", "all"):
             sp.add_argument("--train", default=None, help="folder of training runs (stats.jsonl) for curves / stability")
         if name in ("figures", "all"):
-            sp.add_argument("--samples", default=None, help="folder of sample sets (samples.npz) for the fixed-latent grid")
+            sp.add_argument("--samples", default=None, nargs="*", help="folders of sample sets for the fixed-latent grids")
+        if name in ("tables", "figures", "all"):
+            sp.add_argument("--diagnostics", default=None, nargs="*", help="sigma_error.csv / curve.csv files")
             sp.add_argument("--grid-seeds", type=int, default=4, help="seeds per grid cell")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     if args.stage == "aggregate":
         df = aggregate.collect(args.metrics)
@@ -72,18 +91,28 @@ def main(argv=None) -> int:
         print(json.dumps({"table": str(out), "rows": len(df)}))
         return 0
     spec = load_spec(args.spec)
+    df = aggregate.collect(args.metrics) if args.stage == "all" else aggregate.read_table(args.table)
+    if args.stage == "paired":
+        pairs = _paired(df, args)
+        write_text(out, pairs.to_csv(index=False))
+        print(json.dumps({"paired": str(out), "comparisons": len(pairs)}))
+        return 0
     if args.stage == "all":
-        df = aggregate.collect(args.metrics)
         aggregate.write_table(df, out / "table.csv")
-        written = [out / "table.csv"] + tables.write_tables(df, spec, out / "tables")
-        written += _figures(df, spec, args, out / "figures") + _claims(df, spec, args, out)
+        pairs = _paired(df, args)
+        write_text(out / "paired.csv", pairs.to_csv(index=False))
+        args.tables, args.figures = out / "tables", out / "figures"
+        written = [out / "table.csv", out / "paired.csv"]
+        written += tables.write_tables(df, spec, out / "tables", diagnostics.load(args.diagnostics or []))
+        written += _figures(df, spec, args, out / "figures") + _claims(df, pairs, spec, args, out / "claims")
+    elif args.stage == "claims":
+        written = _claims(df, pd.read_csv(args.paired), spec, args, out)
     else:
-        df = aggregate.read_table(args.table)
-        written = {"tables": lambda: tables.write_tables(df, spec, out), "figures": lambda: _figures(df, spec, args, out),
-                   "claims": lambda: _claims(df, spec, args, out)}[args.stage]()
+        written = {"tables": lambda: tables.write_tables(df, spec, out, diagnostics.load(args.diagnostics or [])),
+                   "figures": lambda: _figures(df, spec, args, out)}[args.stage]()
     print(json.dumps({"written": [str(w) for w in written]}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

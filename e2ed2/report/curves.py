@@ -1,7 +1,8 @@
 """Training logs: every ``stats.jsonl`` under a folder → one long table, and the divergence rule.
 
-A run folder is ``<root>/<method>/<variant>/`` (``<root>/<method>/`` = variant ``main``); the
-method name is taken from the run's ``config.json`` when present.
+A run folder is ``<root>/<dataset>/train/<method>/<variant>/s<seed>/`` (the workflow's layout) or,
+for runs outside it, ``<root>/<method>[/<variant>]``; the method name and dataset come from the
+run's ``config.json`` when present.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ def load_runs(root) -> pd.DataFrame:
     rows = []
     for path in sorted(root.rglob("stats.jsonl")):
         parts = path.parent.relative_to(root).parts
-        method, dataset = parts[0] if parts else path.parent.name, "?"
+        if "train" in parts and len(parts) >= parts.index("train") + 3:
+            i = parts.index("train")
+            dataset, method, variant = parts[i - 1] if i else "?", parts[i + 1], parts[i + 2]
+        else:
+            dataset, method, variant = "?", parts[0] if parts else path.parent.name, parts[1] if len(parts) >= 2 else "main"
         cfg_path = path.parent / "config.json"
         if cfg_path.is_file():
             cfg = json.loads(cfg_path.read_text())
             method = (cfg.get("method") or {}).get("name", method)
             dataset = Path(str(cfg.get("data", "?"))).stem
-        variant = parts[1] if len(parts) >= 2 else "main"
         for line in path.read_text().splitlines():
             if not line.strip():
                 continue

@@ -7,8 +7,6 @@ Shaded bands and error bars are the 95% t-intervals of ``ci`` over seed blocks (
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +16,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .aggregate import FLOOR_METHOD
+from ..atomic import atomic_write
 from .ci import summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
 
@@ -31,10 +30,8 @@ def save(fig, out_dir, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{ext}")
-        os.close(fd)
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
-        os.replace(tmp, out / f"{name}.{ext}")
+        with atomic_write(out / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
         paths.append(out / f"{name}.{ext}")
     return paths
 
@@ -185,15 +182,57 @@ def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
     return fig
 
 
+def learning_curves(diag: dict):
+    """FID against training images seen, one line per sampler, one panel per teacher × dataset."""
+    c = diag.get("curve")
+    if c is None or c.empty:
+        return None
+    c = c.assign(sampler_steps=c["sampler"] + "-" + c["steps"].astype(str) + " (NFE " + c["nfe"].astype(str) + ")",
+                 panel=c["dataset"] + ": " + c["model"])
+    panels = sorted(c["panel"].unique())
+    fig, axes = subplots(1, len(panels), (4.6 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        g = c[c["panel"] == panel]
+        sns.lineplot(data=g, x="images_seen", y="fid", hue="sampler_steps", marker="o", ax=ax)
+        ax.set_yscale("log")
+        ax.set(xlabel="training images seen", ylabel="FID (log scale, lower is better)",
+               title=f"{panel} (N={int(g['n'].max())} per point)")
+        ax.legend(title="sampler", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sigma_error_curves(diag: dict):
+    """x̂₀-MSE against σ (log–log), EMA and online, one line per teacher, the data-mean predictor dashed."""
+    t = diag.get("sigma_error")
+    if t is None or t.empty:
+        return None
+    fig, ax = subplots()
+    t = t.assign(series=t["dataset"] + ": " + t["model"] + " (" + t["weights"] + ")")
+    sns.lineplot(data=t, x="sigma", y="x0_mse", hue="series", style="weights", marker="o", ax=ax)
+    for (dataset, model), g in t.groupby(["dataset", "model"]):
+        ax.axhline(g["mean_predictor_x0_mse"].iloc[0], ls="--", color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="noise level σ (log scale)", ylabel="x̂₀-MSE on held-out images (log scale)",
+           title="Denoising error per noise level (dashed: predicting the data mean)")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def theme() -> dict:
     """seaborn's whitegrid/paper look as an rc dict, applied inside a context (no global state changed)."""
     return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper")}
 
 
-def write_figures(df, spec: dict, out_dir, runs: pd.DataFrame | None = None) -> list[Path]:
+def write_figures(df, spec: dict, out_dir, runs: pd.DataFrame | None = None, diag: dict | None = None) -> list[Path]:
     """Every figure for every dataset; figures whose data is absent are skipped."""
     with matplotlib.rc_context(theme()):
-        return _write_figures(df, spec, out_dir, runs)
+        written = _write_figures(df, spec, out_dir, runs)
+        for name, fig in (("learning_curves", learning_curves(diag or {})), ("sigma_error", sigma_error_curves(diag or {}))):
+            if fig is not None:
+                written += save(fig, out_dir, name)
+        return written
 
 
 def _write_figures(df, spec, out_dir, runs) -> list[Path]:

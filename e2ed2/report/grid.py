@@ -2,9 +2,10 @@
 
 Reads the sample sets' ``samples.npz`` (e2ed2.sample): a set enters the grid when it holds the
 first ``k`` seeds, so seed i sits at the same position in every cell and starts from the same x_T.
-Sample folders are ``<root>/<method>/<variant>/<sampler>-<steps>/seed<b>/samples.npz`` (the method
-and variant names come from the path, as in the metric labels: DDIM samples a DDPM checkpoint);
-shallower layouts take the method from the samples' meta and variant ``main``.
+Sample folders are ``<root>/<method>/<variant>/s<train seed>/<sampler>-<steps>/b<block>/samples.npz``
+(the method and variant names come from the path, as in the metric labels: DDIM samples the
+teacher's checkpoint); shallower layouts take the method from the samples' meta and variant ``main``.
+Only the first training seed of each model enters the grid.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ def find_sample_sets(root) -> pd.DataFrame:
         with np.load(path) as z:
             meta, seeds = json.loads(str(z["meta"])), z["seeds"]
         parts = path.parent.relative_to(root).parts
-        rows.append({"path": path, "dataset": Path(str(meta.get("data", "?"))).stem, "method": parts[0] if len(parts) >= 4 else meta.get("method", parts[0]),
-                     "variant": parts[1] if len(parts) >= 4 else "main", "sampler": meta.get("sampler", ""),
-                     "steps": int(meta["steps"]), "nfe": meta.get("nfe"), "seeds": seeds})
-    return pd.DataFrame(rows)
+        deep = len(parts) >= 5
+        rows.append({"path": path, "dataset": Path(str(meta.get("data", "?"))).stem,
+                     "method": parts[0] if deep else meta.get("method", parts[0]), "variant": parts[1] if deep else "main",
+                     "train_seed": int(parts[2][1:]) if deep and parts[2][1:].isdigit() else 0,
+                     "sampler": meta.get("sampler", ""), "steps": int(meta["steps"]), "nfe": meta.get("nfe"), "seeds": seeds})
+    df = pd.DataFrame(rows)
+    if len(df):  # the first training seed of each model
+        df = df[df["train_seed"] == df.groupby(["dataset", "method", "variant"])["train_seed"].transform("min")]
+    return df
 
 
 def fixed_latent_grid(sets: pd.DataFrame, k: int = 4, variant: str = "main"):

@@ -14,8 +14,14 @@ import pandas as pd
 
 from .aggregate import FLOOR_METHOD
 from .ci import summarise
-from .files import write_text_atomic
+from ..atomic import write_text
+from . import health
+from .comparisons import matched_variant
 from .spec import ABLATION_CLAIMS, ablation_arms
+
+# Readable names of the registered methods (the table's "arm" column)
+NAMES = {"real": "real data (floor)", "edm": "EDM (teacher)", "ddpm": "DDPM (ε, linear β)", "ddim": "DDIM (η = 0)",
+         "cd": "CD", "ct": "CT", "e2ed2": "E2ED²"}
 
 METRICS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("clip_score", "CLIP score ↑"), ("fd_clip", "FD_CLIP ↓"),
            ("precision", "Precision ↑"), ("recall", "Recall ↑")]
@@ -35,10 +41,12 @@ def digits_for(metric: str) -> int:
 
 
 def wide(summary: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows → one row per (method, variant, sampler, steps, nfe), one column per metric + ms/image."""
+    """Summary rows → one row per arm (``arm`` column if present) × (method, variant, sampler, steps,
+    nfe), one column per metric + ms/image; a value with one replicate carries no ± (no interval)."""
+    keys = (["arm"] if "arm" in summary else []) + ROW_KEYS
     out = []
-    for key, g in summary.groupby(ROW_KEYS, sort=True, dropna=False):
-        row = dict(zip(ROW_KEYS, key))
+    for key, g in summary.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, key))
         for m, title in METRICS:
             r = g[g["metric"] == m]
             if len(r):
@@ -46,11 +54,12 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
                 row[title] = cell(r["mean"], r["ci_low"], r["ci_high"], digits_for(m))
         ms = g["ms_per_image"].dropna()
         row["ms/image"] = f"{ms.mean():.1f}" if len(ms) else "–"
+        row["replicates"] = int(g["replicates"].max())
         out.append(row)
     df = pd.DataFrame(out)
     for col in ("steps", "nfe"):
         df[col] = df[col].map(lambda v: "–" if pd.isna(v) else str(int(v)))
-    cols = ROW_KEYS + [t for _, t in METRICS if t in df] + ["ms/image"]
+    cols = keys + [t for _, t in METRICS if t in df] + ["ms/image", "replicates"]
     return df[cols].fillna("–").rename(columns={"nfe": "NFE"})
 
 
@@ -81,13 +90,42 @@ def provenance(df: pd.DataFrame) -> str:
             f"CLIP score = 100·max(cos, 0). ms/image: wall-clock per image on {', '.join(sorted(set(df['hardware'].dropna())) ) or 'unrecorded hardware'}.")
 
 
+def main_rows(df: pd.DataFrame, dataset: str, spec: dict) -> pd.DataFrame:
+    """Baselines (main variant), the method's matched arms (the variant trained with K = n at
+    NFE n) and its main variant at every NFE, and the real-data rows (floor, real-image CLIP)."""
+    d = df[df["dataset"] == dataset]
+    main = d[(d["variant"] == spec["main_variant"]) | (d["method"] == FLOOR_METHOD)]
+    matched = [d[(d["method"] == spec["method"]) & (d["variant"] == matched_variant(d, spec, n)) & (d["nfe"] == n)]
+               for n in spec["nfe"]]
+    return pd.concat([main, *matched]).drop_duplicates(subset=["source", "metric"])
+
+
+def row_label(r, spec: dict, K: dict) -> str:
+    """Readable arm name: 'E2ED² (K=2, matched)', 'DDIM (η=0)', 'real data', …"""
+    name = NAMES.get(r["method"], r["method"])
+    if r["method"] == FLOOR_METHOD:
+        return name
+    if r["method"] == spec["method"]:
+        k = K.get(r["variant"])
+        if r["variant"] == spec["main_variant"] and k is not None and int(r["nfe"]) != k:
+            return f"{name} (trained K={k}, one model)"
+        return f"{name} (K={k if k is not None else '?'}{', matched' if k == int(r['nfe']) else ''})"
+    return name + ("" if r["variant"] == "main" else f" /{r['variant']}")
+
+
 def main_table(df: pd.DataFrame, dataset: str, spec: dict) -> tuple[pd.DataFrame, str]:
-    rows = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD) & (df["variant"] == spec["main_variant"])]
-    if rows.empty:
+    rows = main_rows(df, dataset, spec)
+    if rows[rows["method"] != FLOOR_METHOD].empty:
         raise ValueError(f"no rows for dataset {dataset!r} with variant {spec['main_variant']!r} in the tidy table")
-    caption = (f"{dataset}: methods × NFE, variant '{spec['main_variant']}'. " + provenance(rows) + " "
-               + floor_sentence(df, dataset))
-    return wide(summarise(rows)).drop(columns=["variant"]), caption
+    K = {v: int(k) for v, k in ((ablation_arms(spec, df, "C4") or {}).get("variants") or {}).items()}
+    summary = summarise(rows)
+    summary.insert(0, "arm", [row_label(r, spec, K) for _, r in summary.iterrows()])
+    order = {m: i for i, m in enumerate([FLOOR_METHOD, *NAMES])}
+    summary = summary.sort_values(["method", "variant", "nfe"], key=lambda c: c.map(order).fillna(99) if c.name == "method"
+                                  else c, kind="stable")
+    caption = (f"{dataset}: every arm × NFE. A value without ± had one replicate (one seed block of one training "
+               f"run). " + floor_sentence(df, dataset) + " " + provenance(rows))
+    return wide(summary).drop(columns=["method", "variant"]), caption
 
 
 def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tuple[pd.DataFrame, str] | None:
@@ -130,20 +168,53 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(lines)
 
 
-def write_tables(df: pd.DataFrame, spec: dict, out_dir) -> list[Path]:
-    """Every table for every dataset as <name>.csv, .md and .tex; returns the written paths."""
+def health_table(df: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str]:
+    t = health.table(health.checks(df, spec))
+    return t, ("Baseline health: each published ordering checked on the mean FID of each arm (main variant). "
+               "'missing' = the arms of the check were not sampled; a claim resting on a check that is not 'pass' "
+               "is not credible (e2ed2/report/health.py).")
+
+
+def sigma_error_table(diag: dict) -> tuple[pd.DataFrame, str] | None:
+    """Per-σ denoising error of each teacher: x̂₀-MSE (EMA and online) and the implied ε-MSE."""
+    if "sigma_error" not in diag:
+        return None
+    t = diag["sigma_error"]
+    wide_t = t.pivot_table(index=["dataset", "model", "sigma"], columns="weights", values=["x0_mse", "eps_mse"])
+    wide_t.columns = [f"{a} ({b})" for a, b in wide_t.columns]
+    wide_t = wide_t.reset_index()
+    base = t.groupby(["dataset", "model"])["mean_predictor_x0_mse"].first()
+    wide_t["x0_mse of the data mean"] = [base[(d, m)] for d, m in zip(wide_t["dataset"], wide_t["model"])]
+    for c in wide_t.columns[3:]:
+        wide_t[c] = wide_t[c].map(lambda v: f"{v:.3g}")
+    wide_t["sigma"] = wide_t["sigma"].map(lambda v: f"{v:.3g}")
+    n = int(t["n"].max())
+    return wide_t, (f"Denoising error per noise level on {n} held-out images (one fixed noise draw): x̂₀-MSE = "
+                    f"mean ‖D(x₀ + σn, σ) − x₀‖², ε-MSE = x̂₀-MSE/σ², for the EMA and online weights; the last column "
+                    f"is the x̂₀-MSE of predicting the per-pixel data mean (a denoiser worse than it at large σ "
+                    f"ignores its input badly). python -m e2ed2.diagnose sigma-error.")
+
+
+def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None) -> list[Path]:
+    """Every table for every dataset, the health checks and the diagnostics, as <name>.csv, .md
+    and .tex; returns the written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    tables = {}
     for dataset in sorted(df["dataset"].unique()):
-        tables = {f"main_{dataset}": main_table(df, dataset, spec)}
+        tables[f"main_{dataset}"] = main_table(df, dataset, spec)
         for claim in ABLATION_CLAIMS:
             t = ablation_table(df, dataset, spec, claim)
             if t is not None:
                 tables[f"ablation_{claim}_{dataset}"] = t
-        for name, (table, caption) in tables.items():
-            write_text_atomic(out / f"{name}.csv", table.to_csv(index=False))
-            write_text_atomic(out / f"{name}.md", to_markdown(table, caption))
-            write_text_atomic(out / f"{name}.tex", to_latex(table, caption, f"tab:{name}"))
-            written += [out / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    tables["health"] = health_table(df, spec)
+    sigma = sigma_error_table(diag or {})
+    if sigma is not None:
+        tables["sigma_error"] = sigma
+    written = []
+    for name, (table, caption) in tables.items():
+        write_text(out / f"{name}.csv", table.to_csv(index=False))
+        write_text(out / f"{name}.md", to_markdown(table, caption))
+        write_text(out / f"{name}.tex", to_latex(table, caption, f"tab:{name}"))
+        written += [out / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
     return written

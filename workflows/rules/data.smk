@@ -1,39 +1,38 @@
-# Stage 1 — data: the dataset in the harness format (uint8 N×C×H×W + captions + split), once
+# Stage 1 — data: each dataset in the harness format (uint8 N×C×H×W + captions + split), once
 # per run, so every later job depends on one file whose content Snakemake tracks. With
 # config.latent, `encode_latents` turns it into VAE latents once, read by every train job.
 
-PREPARE = config["dataset"]["prepare"]
-DOWNLOADS = config["dataset"].get("download_dir", "data/downloads")
+
+# A built-in set (mnist5k, digits), a user .npz or an image folder → results/<run>/data/<name>.npz
+rule dataset:
+    output:
+        npz=DATA,
+    log:
+        f"{LOG}/data.log",
+    benchmark:
+        f"{BENCH}/data.tsv"
+    wildcard_constraints:
+        dataset=prepared_by("convert"),
+    conda:
+        "../envs/e2ed2.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        source=lambda w: PLAN.dataset_block(w.dataset).get("source", w.dataset),
+    shell:
+        "python -m e2ed2.data {params.source} --out {output.npz} > {log} 2>&1"
 
 
-if PREPARE == "convert":
-
-    # A built-in set (mnist5k), a user .npz or an image folder → results/<run>/data/<name>.npz
-    rule dataset:
-        output:
-            npz=DATA_NPZ,
-        log:
-            f"{R}/logs/data/{DATASET}.log",
-        benchmark:
-            f"{R}/benchmarks/data/{DATASET}.tsv"
-        conda:
-            "../envs/e2ed2.yaml"
-        threads: 1
-        resources:
-            mem_mb=2000,
-        params:
-            source=config["dataset"].get("source", DATASET),
-        shell:
-            "python -m e2ed2.data {params.source} --out {output.npz} > {log} 2>&1"
-
-elif PREPARE == "cifar10":
+if prepared_by("cifar10") != "(?!)":
+    DOWNLOADS = downloads(prepared_by("cifar10").split("|")[0])
 
     # CIFAR-10 (Krizhevsky 2009): torchvision download of the python batches (network)
     rule cifar10_download:
         output:
             batches=directory(f"{DOWNLOADS}/cifar-10-batches-py"),
         log:
-            f"{R}/logs/data/cifar10_download.log",
+            f"{R}/logs/cifar10_download.log",
         conda:
             "../envs/e2ed2.yaml"
         params:
@@ -46,11 +45,13 @@ elif PREPARE == "cifar10":
         input:
             batches=f"{DOWNLOADS}/cifar-10-batches-py",
         output:
-            npz=DATA_NPZ,
+            npz=DATA,
         log:
-            f"{R}/logs/data/{DATASET}.log",
+            f"{LOG}/data.log",
         benchmark:
-            f"{R}/benchmarks/data/{DATASET}.tsv"
+            f"{BENCH}/data.tsv"
+        wildcard_constraints:
+            dataset=prepared_by("cifar10"),
         conda:
             "../envs/e2ed2.yaml"
         resources:
@@ -59,8 +60,11 @@ elif PREPARE == "cifar10":
             "python -m e2ed2.datasets_remote cifar10 --root {input.batches}"
             " --out {output.npz} > {log} 2>&1"
 
-elif PREPARE == "coco30k":
-    COCO = config["dataset"]["coco"]
+
+if prepared_by("coco30k") != "(?!)":
+    COCO_NAME = prepared_by("coco30k").split("|")[0]
+    COCO = PLAN.dataset_block(COCO_NAME)["coco"]
+    DOWNLOADS = downloads(COCO_NAME)
 
     # COCO-2014: val2014 images + caption annotations (and train2014 for training pairs)
     rule coco_download:
@@ -70,7 +74,7 @@ elif PREPARE == "coco30k":
             train=directory(f"{DOWNLOADS}/train2014"),
             train_captions=f"{DOWNLOADS}/annotations/captions_train2014.json",
         log:
-            f"{R}/logs/data/coco_download.log",
+            f"{R}/logs/coco_download.log",
         conda:
             "../envs/e2ed2.yaml"
         params:
@@ -87,19 +91,21 @@ elif PREPARE == "coco30k":
             train=f"{DOWNLOADS}/train2014",
             train_captions=f"{DOWNLOADS}/annotations/captions_train2014.json",
         output:
-            npz=DATA_NPZ,
-            pairs=f"{R}/data/{DATASET}_pairs.json",
+            npz=DATA,
+            pairs=f"{R}/data/{{dataset}}_pairs.json",
         log:
-            f"{R}/logs/data/{DATASET}.log",
+            f"{LOG}/data.log",
         benchmark:
-            f"{R}/benchmarks/data/{DATASET}.tsv"
+            f"{BENCH}/data.tsv"
+        wildcard_constraints:
+            dataset=prepared_by("coco30k"),
         conda:
             "../envs/e2ed2.yaml"
         threads: 4
         resources:
             mem_mb=32000,
         params:
-            resolution=config["dataset"]["resolution"],  # pixels (the net may be latent)
+            resolution=lambda w: PLAN.dataset_block(w.dataset)["resolution"],  # pixels (the net may be latent)
             n=COCO["n"],
             seed=COCO["seed"],
             n_train=COCO["n_train"],
@@ -111,26 +117,25 @@ elif PREPARE == "coco30k":
             " --out {output.npz} --pairs-out {output.pairs} > {log} 2>&1"
 
 
+LATENT = config.get("latent")
 if LATENT:
 
     # Latent space (Rombach et al. 2022): every image of the dataset (all splits, in order)
     # encoded once by the VAE; training reads these, sampling decodes through the same VAE
     rule encode_latents:
         input:
-            data=DATA_NPZ,
+            data=DATA,
         output:
-            latents=LATENTS_NPZ,
+            latents=f"{R}/data/{{dataset}}.latents.npz",
         log:
-            f"{R}/logs/data/{DATASET}.latents.log",
+            f"{LOG}/latents.log",
         benchmark:
-            f"{R}/benchmarks/data/{DATASET}.latents.tsv"
+            f"{BENCH}/latents.tsv"
         conda:
             "../envs/e2ed2.yaml"
         threads: res("latent", "threads")
         resources:
-            mem_mb=res("latent", "mem_mb"),
-            gpu=res("latent", "gpu"),
-            runtime=res("latent", "runtime"),
+            **job_resources("latent"),
         params:
             vae=shlex.quote(LATENT["vae"]),
             subfolder=(
@@ -155,7 +160,7 @@ rule fetch_assets:
     output:
         manifest=f"{R}/assets/manifest.json",
     log:
-        f"{R}/logs/data/fetch_assets.log",
+        f"{R}/logs/fetch_assets.log",
     conda:
         "../envs/e2ed2.yaml"
     shell:

@@ -1,25 +1,24 @@
 # Stage 4 — metrics: dataset statistics once (`ref`), the real-data floor at the same N, then
 # one JSON per (sample set, metric family) (`calc`), after edm2's ref/calc split. Tables and
-# figures read only these JSONs. FID compares only at equal N: reference and floor use N.
+# figures read only these JSONs; the per-image features (features.npz, clip_scores.npz) feed
+# the paired comparisons of the claims. FID compares only at equal N.
 
 
 # Inception statistics of the reference split (clean-fid / torch-fidelity feature network)
 rule fid_ref:
     input:
-        data=DATA_NPZ,
+        data=DATA,
     output:
         ref=FID_REF,
     log:
-        f"{R}/logs/metrics/ref.log",
+        f"{LOG}/metrics/fid_ref.log",
     benchmark:
-        f"{R}/benchmarks/metrics/ref.tsv"
+        f"{BENCH}/metrics/fid_ref.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        gpu=res("metrics", "gpu"),
-        runtime=res("metrics", "runtime"),
+        **job_resources("metrics"),
     params:
         split=FID["split"],
         n=FID["ref_n"],
@@ -30,80 +29,77 @@ rule fid_ref:
         " --out {output.ref} > {log} 2>&1"
 
 
-# The real-data floor: N training images vs the reference, printed beside every table
+# The real-data floor: n training images vs the reference, printed beside every table
 rule fid_floor:
     input:
-        data=DATA_NPZ,
+        data=DATA,
         ref=FID_REF,
     output:
-        json=f"{R}/metrics/floor/fid.json",
+        json=f"{FLOOR}/fid.json",
+        features=f"{FLOOR}/features.npz",
     log:
-        f"{R}/logs/metrics/floor.log",
+        f"{LOG}/metrics/fid_floor.log",
     benchmark:
-        f"{R}/benchmarks/metrics/floor.tsv"
+        f"{BENCH}/metrics/fid_floor.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        gpu=res("metrics", "gpu"),
-        runtime=res("metrics", "runtime"),
+        **job_resources("metrics"),
     params:
-        n=N,
-        labels=FLOOR_LABELS,
+        n=config["sampling"]["n"],
+        labels=lambda w: f"--label dataset={w.dataset} --label run={config['run']} --label method=real",
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.fid floor --data {input.data}"
-        " --ref {input.ref} --n {params.n} --threads {threads}"
-        " {params.labels} --out {output.json} > {log} 2>&1"
+        " --ref {input.ref} --n {params.n} --threads {threads} {params.labels}"
+        " --save-features {output.features} --out {output.json} > {log} 2>&1"
 
 
 # FID + KID + precision/recall of one sample set (the reference fixes backend and mode)
 rule metrics_fid:
     input:
-        samples=f"{R}/samples/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/samples.npz",
+        samples=f"{SAMPLES}/samples.npz",
         ref=FID_REF,
     output:
-        json=f"{R}/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/fid.json",
+        json=f"{METRICS}/fid.json",
+        features=f"{METRICS}/features.npz",
     log:
-        f"{R}/logs/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/fid.log",
+        f"{LOG}/metrics/{SET}/fid.log",
     benchmark:
-        f"{R}/benchmarks/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/fid.tsv"
+        f"{BENCH}/metrics/{SET}/fid.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        gpu=res("metrics", "gpu"),
-        runtime=res("metrics", "runtime"),
+        **job_resources("metrics"),
     params:
         samples=lambda w, input: os.path.dirname(input.samples),
         labels=metric_labels,
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.fid calc --samples {params.samples}"
-        " --ref {input.ref} --threads {threads} {params.labels} --out {output.json} > {log} 2>&1"
+        " --ref {input.ref} --threads {threads} {params.labels}"
+        " --save-features {output.features} --out {output.json} > {log} 2>&1"
 
 
 if not CLIP.get("pretrained"):
 
-    # Offline default: a small CLIP (open_clip model + ClipLoss) trained on the TRAIN
-    # image–caption pairs; its held-out zero-shot accuracy is written beside it
+    # Offline default: a small CLIP (open_clip model + ClipLoss) trained on the TRAIN image–caption
+    # pairs of each dataset; its held-out zero-shot accuracy is written beside it
     rule clip_train:
         input:
-            data=DATA_NPZ,
+            data=DATA,
         output:
-            model=CLIP_MODEL,
-            evaluation=CLIP_MODEL.replace(".pt", ".eval.json"),
+            model=f"{R}/{{dataset}}/clip/model.pt",
+            evaluation=f"{R}/{{dataset}}/clip/model.eval.json",
         log:
-            f"{R}/logs/clip/train.log",
+            f"{LOG}/clip_train.log",
         benchmark:
-            f"{R}/benchmarks/clip/train.tsv"
+            f"{BENCH}/clip_train.tsv"
         conda:
             "../envs/e2ed2.yaml"
         threads: res("metrics", "threads")
         resources:
-            mem_mb=res("metrics", "mem_mb"),
-            gpu=res("metrics", "gpu"),
-            runtime=res("metrics", "runtime"),
+            **job_resources("metrics"),
         params:
             args=" ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in CLIP["train"].items()
@@ -117,22 +113,20 @@ if not CLIP.get("pretrained"):
 rule clip_ref:
     input:
         unpack(clip_model_input),
-        data=DATA_NPZ,
+        data=DATA,
     output:
         ref=CLIP_REF,
     log:
-        f"{R}/logs/metrics/clip_ref.log",
+        f"{LOG}/metrics/clip_ref.log",
     benchmark:
-        f"{R}/benchmarks/metrics/clip_ref.tsv"
+        f"{BENCH}/metrics/clip_ref.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        gpu=res("metrics", "gpu"),
-        runtime=res("metrics", "runtime"),
+        **job_resources("metrics"),
     params:
-        clip=CLIP_SPEC,
+        clip=clip_spec,
         split=FID["split"],
         n=FID["ref_n"],
     shell:
@@ -145,26 +139,52 @@ rule clip_ref:
 rule metrics_clip:
     input:
         unpack(clip_model_input),
-        samples=f"{R}/samples/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/samples.npz",
+        samples=f"{SAMPLES}/samples.npz",
         ref=CLIP_REF,
     output:
-        json=f"{R}/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/clip.json",
+        json=f"{METRICS}/clip.json",
+        scores=f"{METRICS}/clip_scores.npz",
     log:
-        f"{R}/logs/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/clip.log",
+        f"{LOG}/metrics/{SET}/clip.log",
     benchmark:
-        f"{R}/benchmarks/metrics/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/clip.tsv"
+        f"{BENCH}/metrics/{SET}/clip.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        gpu=res("metrics", "gpu"),
-        runtime=res("metrics", "runtime"),
+        **job_resources("metrics"),
     params:
-        clip=CLIP_SPEC,
+        clip=clip_spec,
         samples=lambda w, input: os.path.dirname(input.samples),
         labels=metric_labels,
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.clip calc --clip {params.clip}"
-        " --samples {params.samples} --ref {input.ref} --threads {threads}"
+        " --samples {params.samples} --ref {input.ref} --threads {threads} {params.labels}"
+        " --save-scores {output.scores} --out {output.json} > {log} 2>&1"
+
+
+# The real-image CLIP score (train images with their own captions) and FD_CLIP floor, same n
+rule clip_floor:
+    input:
+        unpack(clip_model_input),
+        data=DATA,
+        ref=CLIP_REF,
+    output:
+        json=f"{FLOOR}/clip.json",
+    log:
+        f"{LOG}/metrics/clip_floor.log",
+    benchmark:
+        f"{BENCH}/metrics/clip_floor.tsv"
+    conda:
+        "../envs/e2ed2.yaml"
+    threads: res("metrics", "threads")
+    resources:
+        **job_resources("metrics"),
+    params:
+        clip=clip_spec,
+        n=config["sampling"]["n"],
+        labels=lambda w: f"--label dataset={w.dataset} --label run={config['run']} --label method=real",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.clip calc --clip {params.clip}"
+        " --data {input.data} --split train --n {params.n} --ref {input.ref} --threads {threads}"
         " {params.labels} --out {output.json} > {log} 2>&1"

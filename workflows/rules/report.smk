@@ -1,9 +1,9 @@
-# Stage 5 — report (e2ed2.report): metric JSONs → tidy table → tables (CSV/Markdown/LaTeX),
-# seaborn figures and the claims report (C1–C9 of DESIGN.md §5). `snakemake --report
-# report.html` collects the outputs marked with report(), captioned from workflows/report/.
+# Stage 6 — report (e2ed2.report): metric JSONs → tidy table → paired comparisons, tables,
+# seaborn figures and the claims page (C1–C9 of docs/DESIGN.md §6, gated by the baseline
+# health checks). `snakemake --report report.html` collects the outputs marked with report().
 
 
-# The claims spec (method under test, variants of each ablation, margins) from config.claims
+# The claims spec (method under test, variants of each ablation, margins, health checks)
 rule claims_spec:
     output:
         spec=f"{R}/report/claims_spec.json",
@@ -17,11 +17,11 @@ rule claims_spec:
         "printf '%s\\n' {params.spec} > {output.spec} 2> {log}"
 
 
-# Every metric JSON (and the real-data floor) → one tidy table, one row per value
+# Every metric JSON (and the real-data floors) → one tidy table, one row per value
 rule report_table:
     input:
-        metrics=metric_jsons(),
-        floor=f"{R}/metrics/floor/fid.json",
+        metrics=metric_outputs("fid") + metric_outputs("clip"),
+        floor=floor_jsons(),
     output:
         table=report(
             f"{R}/report/table.csv", caption="../report/table.rst", category="Tables"
@@ -33,16 +33,36 @@ rule report_table:
     conda:
         "../envs/e2ed2.yaml"
     params:
-        metrics=lambda w, input: stage_root(input.floor, "metrics"),
+        metrics=" ".join(f"{R}/{d}/metrics" for d in PLAN.datasets()),
     shell:
         "python -m e2ed2.report aggregate --metrics {params.metrics} --out {output.table} > {log} 2>&1"
 
 
-# Main comparison and ablation tables: mean and 95% CI over seed blocks, floor in captions
+# Paired comparisons over images (same seeds in every arm) for the claims
+rule report_paired:
+    input:
+        table=f"{R}/report/table.csv",
+        spec=f"{R}/report/claims_spec.json",
+        replicates=replicate_files(),
+    output:
+        paired=f"{R}/report/paired.csv",
+    log:
+        f"{R}/logs/report/paired.log",
+    benchmark:
+        f"{R}/benchmarks/report/paired.tsv"
+    conda:
+        "../envs/e2ed2.yaml"
+    shell:
+        "python -m e2ed2.report paired --table {input.table} --spec {input.spec}"
+        " --out {output.paired} > {log} 2>&1"
+
+
+# Main, ablation, health and diagnostics tables: mean ± 95% interval, floor in the captions
 rule report_tables:
     input:
         table=f"{R}/report/table.csv",
         spec=f"{R}/report/claims_spec.json",
+        diagnostics=diagnostics_files("sigma_error"),
     output:
         tables=report(
             directory(f"{R}/report/tables"),
@@ -58,18 +78,17 @@ rule report_tables:
         "../envs/e2ed2.yaml"
     shell:
         "python -m e2ed2.report tables --table {input.table} --spec {input.spec}"
-        " --out {output.tables} > {log} 2>&1"
+        " --diagnostics {input.diagnostics} --out {output.tables} > {log} 2>&1"
 
 
-# FID/CLIP vs NFE and wall-clock, trade-offs, training curves, ablation bars, sample grid
+# FID/CLIP vs NFE and wall-clock, learning curves, per-σ error, ablations, sample grids
 rule report_figures:
     input:
         table=f"{R}/report/table.csv",
         spec=f"{R}/report/claims_spec.json",
-        train=[f"{R}/train/{m}/{v}/stats.jsonl" for m, v in trained_models()],
-        grid=[
-            f"{set_dir('samples', *s)}/samples.npz" for s in sample_sets() if s[4] == 0
-        ],
+        train=trained_finals(),
+        grid=grid_samples(),
+        diagnostics=diagnostics_files("sigma_error") + diagnostics_files("curve"),
     output:
         figures=report(
             directory(f"{R}/report/figures"),
@@ -84,19 +103,23 @@ rule report_figures:
     conda:
         "../envs/e2ed2.yaml"
     params:
-        train=lambda w, input: stage_root(input.train[0], "train"),
-        samples=lambda w, input: stage_root(input.grid[0], "samples"),
+        train=lambda w, input: os.path.commonpath(input.train),
+        samples=" ".join(f"{R}/{d}/samples" for d in PLAN.datasets()),
     shell:
         "python -m e2ed2.report figures --table {input.table} --spec {input.spec}"
-        " --train {params.train} --samples {params.samples} --out {output.figures} > {log} 2>&1"
+        " --train {params.train} --samples {params.samples} --diagnostics {input.diagnostics}"
+        " --out {output.figures} > {log} 2>&1"
 
 
-# Claims C1–C9: numbers, interval, verdict and the rule that produced it
+# Claims C1–C9 and the one-page summary (claims, health checks, main tables, key figures)
 rule report_claims:
     input:
         table=f"{R}/report/table.csv",
+        paired=f"{R}/report/paired.csv",
         spec=f"{R}/report/claims_spec.json",
-        train=[f"{R}/train/{m}/{v}/stats.jsonl" for m, v in trained_models()],
+        train=trained_finals(),
+        tables=f"{R}/report/tables",
+        figures=f"{R}/report/figures",
     output:
         md=report(
             f"{R}/report/claims/claims.md",
@@ -112,7 +135,8 @@ rule report_claims:
     conda:
         "../envs/e2ed2.yaml"
     params:
-        train=lambda w, input: stage_root(input.train[0], "train"),
+        train=lambda w, input: os.path.commonpath(input.train),
     shell:
-        "python -m e2ed2.report claims --table {input.table} --spec {input.spec}"
-        " --train {params.train} --out $(dirname {output.md}) > {log} 2>&1"
+        "python -m e2ed2.report claims --table {input.table} --paired {input.paired} --spec {input.spec}"
+        " --train {params.train} --tables {input.tables} --figures {input.figures}"
+        " --out $(dirname {output.md}) > {log} 2>&1"

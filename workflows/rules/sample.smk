@@ -1,29 +1,27 @@
-# Stage 3 — sample: every model × sampler × step budget × seed block, from the same per-seed
-# noise (seed block b = seeds [b·N, (b+1)·N), e2ed2.noise.SeedNoise), so every method and
-# step budget starts from the same x_T for seed i.
+# Stage 3 — sample: every model × training seed × sampler × step budget × seed block, from the
+# same per-seed noise (block b = seeds [b·n, (b+1)·n), e2ed2.noise.SeedNoise), so every method
+# and step budget starts from the same x_T and caption for seed i.
 
 
 rule sample:
     input:
-        ckpt=lambda w: checkpoint_for(w.method, w.variant),
-        data=DATA_NPZ,
+        ckpt=sample_ckpt,
+        data=DATA,
     output:
-        samples=f"{R}/samples/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/samples.npz",
-        timing=f"{R}/samples/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/timing.json",
-        grid=f"{R}/samples/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}/grid.png",
+        samples=f"{SAMPLES}/samples.npz",
+        timing=f"{SAMPLES}/timing.json",
+        grid=f"{SAMPLES}/grid.png",
     log:
-        f"{R}/logs/sample/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}.log",
+        f"{LOG}/sample/{SET}.log",
     benchmark:
-        f"{R}/benchmarks/sample/{{method}}/{{variant}}/{{sampler}}-{{steps}}/seed{{block}}.tsv"
+        f"{BENCH}/sample/{SET}.tsv"
     conda:
         "../envs/e2ed2.yaml"
     threads: res("sample", "threads")
     resources:
-        mem_mb=res("sample", "mem_mb"),
-        gpu=res("sample", "gpu"),
-        runtime=res("sample", "runtime"),
+        **job_resources("sample"),
     params:
-        seeds=lambda w: seeds_for(w.block),
+        seeds=lambda w: PLAN.seeds_for(int(w.block)),
         batch_size=config["sampling"]["batch_size"],
         guidance=config["sampling"]["guidance"],
         ema="" if config["sampling"]["ema"] else "--no-ema",

@@ -1,22 +1,21 @@
-# Stage 2 — train: every model in config.models (DDPM teacher, CD and E2ED² from it, CT from
-# scratch) through the ONE shared loop of e2ed2.train. The whole run config is a param, so a
-# changed knob reruns exactly that model and what depends on it. latest.pt is not declared:
-# a rerun after a crash resumes from it. In a latent-space run (config.latent) every job also
-# reads the encoded latents, and its run config carries `latent: {vae, latents}`.
+# Stage 2 — train: every model of every dataset (teachers, CD and E2ED² from them, CT) through
+# the ONE shared loop of e2ed2.train, once per training seed. The whole run config is a param,
+# so a changed knob reruns exactly that model and what depends on it, and the trainer restarts
+# its folder (--restart) instead of resuming weights of the old config. latest.pt and
+# stats.jsonl are not declared outputs: after a crash Snakemake keeps them, the rerun resumes
+# from latest.pt and cuts the log back to it (every step logged once). --watch-pid $PPID stops
+# the trainer if this Snakemake process dies.
 
 
 rule train:
     input:
-        unpack(teacher_inputs),
-        unpack(latent_inputs),
-        data=DATA_NPZ,
+        unpack(train_inputs),
     output:
-        ckpt=f"{R}/train/{{method}}/{{variant}}/final.pt",
-        stats=f"{R}/train/{{method}}/{{variant}}/stats.jsonl",
+        ckpt=f"{TRAIN}/final.pt",
     log:
-        f"{R}/logs/train/{{method}}/{{variant}}.log",
+        f"{LOG}/train/{{method}}/{{variant}}/s{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
+        f"{BENCH}/train/{{method}}/{{variant}}/s{{seed}}.tsv"
     priority: train_priority
     conda:
         "../envs/e2ed2.yaml"
@@ -27,9 +26,9 @@ rule train:
         runtime=lambda w: res("train", "runtime", w),
     params:
         run_config=run_config_json,
-        out=lambda w: f"{R}/train/{w.method}/{w.variant}",
+        out=lambda w, output: os.path.dirname(output.ckpt),
         launcher=train_launcher,
     shell:
         "OMP_NUM_THREADS={threads} {params.launcher} -m e2ed2.train"
         " --config-json {params.run_config} --set train.threads={threads}"
-        " --out {params.out} --no-progress > {log} 2>&1"
+        " --out {params.out} --restart --watch-pid $PPID --no-progress > {log} 2>&1"

@@ -1,0 +1,54 @@
+"""The workflow's plan (e2ed2.plan): config overrides that merge, expansion, DAG-time validation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from e2ed2.config import ConfigError
+from e2ed2.plan import DEFAULT_CONFIG, Plan, load_yaml, resolve_config
+
+DEFAULT = load_yaml(DEFAULT_CONFIG)
+
+
+def test_partial_override_merges_into_the_default():
+    cfg = resolve_config(DEFAULT, {"run": "mine", "models": {"e2ed2": {"method": {"lambda_adv": 0.2}}}})
+    assert cfg["run"] == "mine" and cfg["models"]["e2ed2"]["method"]["lambda_adv"] == 0.2
+    assert cfg["models"]["e2ed2"]["method"]["lambda_perc"] == DEFAULT["models"]["e2ed2"]["method"]["lambda_perc"]
+    assert set(cfg["models"]) == set(DEFAULT["models"]) and cfg["sampling"] == DEFAULT["sampling"]
+
+
+def test_cli_values_are_typed_and_replace_blocks():
+    # Snakemake's --config 'sampling={n: 100}' reaches the workflow with the 100 as a string
+    cfg = resolve_config(DEFAULT, {}, {"sampling": {"n": "100"}})
+    assert cfg["sampling"]["n"] == 100 and cfg["sampling"]["seed_blocks"] == DEFAULT["sampling"]["seed_blocks"]
+    own = {"replace": ["models"], "models": {"edm": {"variants": {"main": {}}}}}
+    assert set(resolve_config(DEFAULT, own)["models"]) == {"edm"}
+    with pytest.raises(ConfigError, match="replace: lists 'evaluate'"):
+        resolve_config(DEFAULT, {"replace": ["evaluate"]})
+
+
+def test_expansion_dataset_overrides_seeds_and_teachers():
+    plan = Plan(resolve_config(DEFAULT, {}))
+    run = plan.run_config("digits", "e2ed2", "k1", 1)
+    assert run["net"]["resolution"] == 8 and run["method"]["steps"] == 1 and run["train"]["seed"] == 1
+    assert run["method"]["teacher"] == "results/default/digits/train/edm/main/s0/final.pt"
+    assert plan.train_seeds("mnist5k", "e2ed2", "main") == [0, 1] and plan.train_seeds("mnist5k", "ddim", "main") == [0]
+    assert plan.checkpoint_for("mnist5k", "ddim", "main", 0) == "results/default/mnist5k/train/edm/main/s0/final.pt"
+    # digits does not sample ddpm: it is not trained there; mnist5k needs it (a row and a diagnosis)
+    assert ("ddpm", "main") not in plan.needed("digits") and ("ddpm", "main") in plan.needed("mnist5k")
+    sets = plan.sample_sets()
+    assert {s.seed for s in sets if s.method == "e2ed2" and s.variant == "main"} == {0, 1}
+
+
+def test_validation_names_the_model_and_the_key():
+    bad = copy.deepcopy(DEFAULT)
+    bad["models"]["e2ed2"]["variants"]["noadv"]["method"]["lamda_adv"] = 0.0
+    with pytest.raises(ConfigError, match=r"models\.e2ed2 \(variant noadv.*unknown key\(s\) \['lamda_adv'\]"):
+        Plan(bad).validate()
+    bad = copy.deepcopy(DEFAULT)
+    bad["models"]["cd"]["teacher"] = "edm/mian"
+    with pytest.raises(ConfigError, match="no edm/mian"):
+        Plan(bad).validate()
+    Plan(DEFAULT).validate()  # guard: the default itself is valid
