@@ -287,12 +287,16 @@ def to_uint8(x) -> np.ndarray:
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5 + 0.5).floor().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def main(argv=None) -> int:
+def build_parser():
     p = cli.parser("e2ed2.data", "Convert a dataset to the harness .npz format (uint8 N×C×H×W images, captions, "
                    "labels, split).")
     p.add_argument("source", help=f"built-in name ({', '.join(sorted(BUILTIN))}), an .npz file, or an image folder")
     p.add_argument("--out", required=True, help="output .npz path")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     ds = load_dataset(args.source)
     if not (ds.split == HELDOUT).any():
         raise ValueError(f"{args.source}: its 'split' array holds out no image; the FID reference would be empty")

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import HELDOUT, TRAIN, ImageDataset, center_crop_resize
+from . import cli
 from .atomic import atomic_write, write_json
+from .data import HELDOUT, TRAIN, ImageDataset, center_crop_resize
 
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -202,40 +203,85 @@ def _summary(ds: ImageDataset, out) -> str:
                        "train": int((ds.split == TRAIN).sum()), "heldout": int((ds.split == HELDOUT).sum())})
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Download and convert CIFAR-10 / COCO-2014 30K to the harness format.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("cifar10-download", help="torchvision download of the python batches (network)")
-    s.add_argument("--root", required=True)
-    s = sub.add_parser("cifar10", help="python batches → harness .npz")
-    s.add_argument("--root", required=True, help="folder holding cifar-10-batches-py/")
-    s.add_argument("--out", required=True)
-    s = sub.add_parser("coco-download", help="val2014 images + caption annotations (network)")
-    s.add_argument("--root", required=True)
+def _count(minimum: int):
+    """argparse type: an integer ≥ ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+    return parse
+
+
+def _folder(path, flag: str, hint: str) -> None:
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{flag} {path}: no such folder ({hint})")
+
+
+def _download(what: str, fn, *args):
+    """A download step; network and archive failures become one run-failure line (exit 1)."""
+    try:
+        return fn(*args)
+    except (OSError, RuntimeError, zipfile.BadZipFile) as e:
+        raise cli.RunFailed(f"{what} download failed ({type(e).__name__}: {e}); check the network and rerun "
+                            f"(finished files are kept)") from e
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = cli.parser("e2ed2.datasets_remote", "Download and convert CIFAR-10 / COCO-2014 30K to the harness format "
+                   "(uint8 N×C×H×W images, captions, labels, split).")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                           help="cifar10-download | cifar10 | coco-download | coco30k (each has its own --help)")
+    s = sub.add_parser("cifar10-download", formatter_class=fmt, help="torchvision download of the python batches "
+                       "(network)", description="Download CIFAR-10's python batches with torchvision (md5-checked).")
+    s.add_argument("--root", required=True, help="folder to download into (cifar-10-batches-py/ is created in it)")
+    s = sub.add_parser("cifar10", formatter_class=fmt, help="python batches → harness .npz",
+                       description="Convert CIFAR-10's python batches: 50,000 train + 10,000 held-out images, caption "
+                       "'a photo of a {class}'.")
+    s.add_argument("--root", required=True, help="folder holding cifar-10-batches-py/ (or that folder itself)")
+    s.add_argument("--out", required=True, help="output harness .npz")
+    s = sub.add_parser("coco-download", formatter_class=fmt, help="val2014 images + caption annotations (network)",
+                       description="Download and unpack COCO-2014 val2014 (6.2 GB) and the caption annotations.")
+    s.add_argument("--root", required=True, help="folder to unpack into (val2014/, annotations/, zips/)")
     s.add_argument("--train", action="store_true", help="also train2014 (13 GB)")
-    s = sub.add_parser("coco30k", help="fixed-seed 30K (image, caption) pairs → harness .npz")
+    s = sub.add_parser("coco30k", formatter_class=fmt, help="fixed-seed 30K (image, caption) pairs → harness .npz",
+                       description="Draw COCO-2014 30K: a fixed-seed draw of distinct val2014 images with one caption "
+                       "each (the held-out split), plus optional train2014 pairs (split 0).")
     s.add_argument("--images", required=True, help="val2014 image folder")
     s.add_argument("--captions", required=True, help="captions_val2014.json")
-    s.add_argument("--resolution", type=int, default=256)
-    s.add_argument("--n", type=int, default=30_000)
-    s.add_argument("--seed", type=int, default=2014)
+    s.add_argument("--resolution", type=_count(1), default=256, help="side of the center-cropped, resized images")
+    s.add_argument("--n", type=_count(1), default=30_000, help="number of held-out val2014 pairs")
+    s.add_argument("--seed", type=int, default=2014, help="seed of the draw of images and captions")
     s.add_argument("--train-images", help="train2014 image folder (training pairs, split 0)")
     s.add_argument("--train-captions", help="captions_train2014.json")
-    s.add_argument("--n-train", type=int, default=0, help="number of train2014 pairs (0 = none)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--n-train", type=_count(0), default=0, help="number of train2014 pairs (0 = none)")
+    s.add_argument("--out", required=True, help="output harness .npz")
     s.add_argument("--pairs-out", help="JSON list of the drawn pairs (image_id, file_name, caption, split)")
     s.add_argument("--ref-dir", help="also write the held-out reference images as PNGs here")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.cmd == "cifar10-download":
-        print(json.dumps({"downloaded": str(download_cifar10(args.root))}))
+        print(json.dumps({"downloaded": str(_download("CIFAR-10", download_cifar10, args.root))}))
     elif args.cmd == "cifar10":
         ds = convert_cifar10(args.root)
         ds.save(args.out)
         print(_summary(ds, args.out))
     elif args.cmd == "coco-download":
-        print(json.dumps({"downloaded": str(download_coco2014(args.root, args.train))}))
+        print(json.dumps({"downloaded": str(_download("COCO-2014", download_coco2014, args.root, args.train))}))
     else:
+        _folder(args.images, "--images", "the unpacked val2014/ folder; `coco-download` fetches it")
+        if args.n_train:
+            if not (args.train_images and args.train_captions):
+                raise ValueError("--n-train > 0 needs --train-images (train2014/) and --train-captions "
+                                 "(captions_train2014.json)")
+            _folder(args.train_images, "--train-images", "the unpacked train2014/ folder; `coco-download --train`")
         ds, pairs = build_coco(args.images, args.captions, args.resolution, args.n, args.seed,
                                args.train_images, args.train_captions, args.n_train)
         ds.save(args.out)
@@ -248,4 +294,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -11,11 +11,13 @@ bitwise-identical weights and rank 0 alone writes checkpoints and logs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .devices import claim_gpu
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     if name == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+        info = replace(info, local_rank=claim_gpu("cuda", default=info.local_rank))  # a free GPU slot (e2ed2.devices)
         torch.cuda.set_device(info.local_rank)
         return torch.device("cuda", info.local_rank)
     device = torch.device(name)

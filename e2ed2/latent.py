@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import assets
+from . import assets, cli
 from .atomic import atomic_write
 from .data import ImageDataset, SPLITS, load_dataset, to_model_range
 
@@ -33,12 +33,14 @@ def load_vae(spec: str, subfolder: str | None = None, device="cpu", dtype=torch.
     try:
         from diffusers import AutoencoderKL
     except ImportError as e:
-        raise ImportError("latent space needs diffusers: pip install diffusers (in the harness venv)") from e
+        raise ImportError("latent space needs diffusers, an optional extra: pip install 'e2ed2-harness[latent]' "
+                          "(or pip install diffusers) in the harness venv") from e
     path = assets.resolve(spec) if spec in assets.ASSETS else Path(spec).expanduser()
     folder = path / subfolder if subfolder else path
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"VAE {spec!r}: no diffusers config.json in {folder} (expected an AutoencoderKL "
-                                f"folder from save_pretrained, or an asset name among {sorted(assets.ASSETS)})")
+                                f"folder from save_pretrained, or a VAE asset name among "
+                                f"{sorted(n for n, a in assets.ASSETS.items() if a.folder)})")
     vae = AutoencoderKL.from_pretrained(str(path), subfolder=subfolder, local_files_only=True)
     return vae.eval().requires_grad_(False).to(device=device, dtype=dtype)
 
@@ -110,25 +112,59 @@ def load_latents(latent_cfg: dict, data: ImageDataset, split: str = "train") -> 
     return torch.from_numpy(latents[keep].astype(np.float32))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Encode a harness dataset to VAE latents once (for latent-space runs).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("encode", help="dataset .npz → latents .npz")
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda when present, else cpu; an unknown or unavailable device is a ValueError naming it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device {name!r}: not a torch device; use auto, cpu, cuda or cuda:N") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu (or auto)")
+    return device
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.parser("e2ed2.latent", "Encode a harness dataset to VAE latents once (for latent-space runs); needs the "
+                   "optional diffusers extra: pip install 'e2ed2-harness[latent]'.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", help="encode (see its --help)")
+    e = sub.add_parser("encode", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       help="dataset .npz → latents .npz", description="Encode every image of a dataset (all splits, "
+                       "in order) to float16 VAE latents z = (E(x) - shift)·scaling_factor.")
     e.add_argument("--data", required=True, help="harness dataset (.npz, built-in name, or image folder)")
-    e.add_argument("--vae", default="sd-vae-ft-mse", help="asset name or local diffusers AutoencoderKL folder")
-    e.add_argument("--subfolder", default=None, help="e.g. 'vae' inside a full Stable Diffusion folder")
-    e.add_argument("--out", required=True)
+    e.add_argument("--vae", default="sd-vae-ft-mse",
+                   help=f"asset name ({', '.join(n for n, a in assets.ASSETS.items() if a.folder)}) or a local "
+                        f"diffusers AutoencoderKL folder")
+    e.add_argument("--subfolder", default=None, help="folder inside --vae holding the VAE, e.g. 'vae' in a full "
+                   "Stable Diffusion folder")
+    e.add_argument("--out", required=True, help="output latents .npz (latents, split, meta)")
     e.add_argument("--mode", default="mean", choices=["mean", "sample"], help="posterior mean or a sample")
-    e.add_argument("--seed", type=int, default=0, help="for --mode sample")
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    args = p.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    vae = load_vae(args.vae, args.subfolder, device, getattr(torch, args.dtype))
-    data = load_dataset(args.data)
+    e.add_argument("--seed", type=int, default=0, help="seed of the posterior samples (--mode sample)")
+    e.add_argument("--batch-size", type=_positive_int, default=32, help="images per VAE forward pass")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: cuda when present)")
+    e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="VAE weights dtype")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    data = load_dataset(args.data)  # a bad --data fails before the (slow) VAE load
+    try:
+        vae = load_vae(args.vae, args.subfolder, device, getattr(torch, args.dtype))
+    except ImportError as e:  # the optional extra is not installed: one line, not a traceback
+        raise cli.RunFailed(str(e)) from e
     with torch.inference_mode():
         latents = encode_dataset(vae, data, args.batch_size, args.mode, args.seed)
     scale, shift = factors(vae)
@@ -140,4 +176,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

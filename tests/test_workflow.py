@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 SMOKE = "workflows/config/smoke.yaml"
-CONFIGS = ["default", "smoke", "cifar10", "coco30k"]
+CONFIGS = ["default", "smoke", "gpu", "cifar10", "coco30k"]
 
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason=f"snakemake not installed beside {sys.executable}")
 
@@ -124,7 +124,7 @@ def test_use_conda_and_slurm_profile_parse():
     env = yaml.safe_load((REPO / "workflows/envs/e2ed2.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "torch==2.14.1" in pip and any(p.startswith("clean-fid") for p in pip)
-    # the Slurm executor plugin is a dependency of the project (pyproject.toml)
+    # the Slurm executor plugin comes with the cluster (and test) extras (pyproject.toml)
     proc = snakemake("--executor", "slurm", "-n", "--forceall", "--profile", "workflows/profiles/slurm", "--configfile",
                      "workflows/config/cifar10.yaml")
     assert "results/cifar10/cifar10/train/edm/main/s0/final.pt" in proc.stdout

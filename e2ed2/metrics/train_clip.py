@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import cli
 from ..atomic import write_json
 from ..data import load_dataset
 from . import clip_model
@@ -62,6 +63,10 @@ def train(data: str, steps: int, batch_size: int, lr: float, seed: int, log=None
     torch.manual_seed(seed)
     ds = load_dataset(data)
     part = ds.subset("train")
+    for split, n in (("train", len(part)), ("heldout", len(ds) - len(part))):
+        if n == 0:  # fail before training, not at evaluation
+            raise ValueError(f"dataset {data}: no {split} images (its 'split' array); the small CLIP trains on the "
+                             f"train split and is evaluated on the held-out split — give a dataset with both")
     model, tokenizer = clip_model.create_small()
     backbone = clip_model.Backbone(model, tokenizer, {})
     images, _ = backbone.image_tensor(part.images)  # preprocessed once: N×3×S×S
@@ -90,17 +95,39 @@ def train(data: str, steps: int, batch_size: int, lr: float, seed: int, log=None
     return model, tokenizer, ds, losses
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Train the small offline CLIP and report its held-out accuracy.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset with captions (built-in name, .npz or folder)")
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
+def _number(kind, minimum, what: str, strict: bool = False):
+    """argparse type: a ``kind`` number ≥ ``minimum`` (> with ``strict``); ``what`` says why, in the error."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(f"{value} must be {'>' if strict else '≥'} {minimum} ({what})")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.parser("e2ed2.metrics.train_clip", "Train the small offline CLIP (open_clip classes + ClipLoss) on a "
+                   "dataset's TRAIN image-caption pairs and report its held-out zero-shot and caption-retrieval "
+                   "accuracy; writes OUT and OUT's .eval.json beside it.")
+    p.add_argument("--data", required=True, help="dataset with captions and a held-out split (built-in name, .npz "
+                   "or image folder)")
+    p.add_argument("--steps", type=_number(int, 1, "optimizer steps"), default=400, help="optimizer steps")
+    p.add_argument("--batch-size", type=_number(int, 2, "ClipLoss contrasts pairs within a batch"), default=128,
+                   help="image-caption pairs per step (drawn at random from the train split)")
+    p.add_argument("--lr", type=_number(float, 0, "a learning rate", strict=True), default=2e-3,
+                   help="AdamW peak learning rate (20-step warm-up, cosine decay)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch draws")
+    p.add_argument("--threads", type=_number(int, 0, "0 keeps torch's default"), default=0,
+                   help="torch threads (0: torch's default)")
     p.add_argument("--out", required=True, help="checkpoint path (.pt); the eval JSON goes beside it")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -120,4 +147,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

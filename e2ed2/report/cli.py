@@ -58,8 +58,12 @@ def build_parser():
     p = cli.parser("e2ed2.report", __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    stages = {name: sub.add_parser(name, formatter_class=fmt) for name in ("aggregate", "paired", "tables", "figures",
-                                                                             "claims", "all")}
+    helps = {"aggregate": "metric JSONs → tidy table.csv", "paired": "table.csv → paired comparisons (paired.csv)",
+             "tables": "table.csv → main, ablation, health and diagnostics tables",
+             "figures": "table.csv (+ logs, samples, diagnostics) → figures",
+             "claims": "table.csv + paired.csv → claims.md/json and the summary page claims.html",
+             "all": "every stage into one folder"}
+    stages = {name: sub.add_parser(name, formatter_class=fmt, help=text) for name, text in helps.items()}
     for name, sp in stages.items():
         sp.add_argument("--out", required=True, help="output file (aggregate, paired) or folder")
         if name in ("aggregate", "all"):

@@ -122,7 +122,10 @@ def train_launcher(w, resources):
     nproc = max(int(resources.gpu), int(res("train", "processes", w)), 1)
     if nproc == 1:
         return "python"
-    return f"torchrun --standalone --nnodes 1 --nproc_per_node {nproc}"
+    # on a multi-GPU node, claim that many whole GPUs (e2ed2.devices) and pin them for torchrun
+    gpus = int(resources.gpu)
+    pin = f"python -m e2ed2.devices run --gpus {gpus} -- " if gpus > 1 else ""
+    return f"{pin}torchrun --standalone --nnodes 1 --nproc_per_node {nproc}"
 
 
 # ---- sample sets and metrics ----------------------------------------------------------------
