@@ -9,7 +9,7 @@
 # workflows/README.md documents the layout, config overrides, cluster profiles and how to add
 # a baseline; docs/DESIGN.md the method, the claims and the protocol.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -22,7 +22,7 @@ configfile: "workflows/config/default.yaml"
 include: "workflows/rules/common.smk"
 
 
-validate(config, "workflows/schemas/config.schema.yaml")
+validate_config(config, "workflows/schemas/config.schema.yaml")  # one line naming the key
 PLAN.validate()  # every method/net/train knob of every model, at DAG build
 
 

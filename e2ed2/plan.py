@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import jsonschema
 import yaml
 
 from .config import ConfigError, deep_merge
@@ -61,6 +62,16 @@ def _typed(value):
         except yaml.YAMLError:
             return value
     return value
+
+
+def validate_config(config: dict, schema_path) -> None:
+    """The merged config against the workflow's JSON schema: the first error as one line naming
+    the key (``config.sampling.n: 'many' is not of type 'integer'``), not a schema dump."""
+    schema = load_yaml(schema_path)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise ConfigError(f"config{where}: {error.message} (schema: {schema_path})")
 
 
 def load_yaml(path) -> dict:

@@ -225,9 +225,32 @@ def test_main_table_has_matched_arms_floor_and_readable_names(tmp_path):
     arms = list(table["arm"])
     assert "real data (floor)" in arms and "DDIM (η = 0)" in arms
     assert "E2ED² (K=1, matched)" in arms and "E2ED² (trained K=2, one model)" in arms
-    assert "Real-data floor" in caption
     matched1 = table[table["arm"] == "E2ED² (K=1, matched)"].iloc[0]
     assert matched1["NFE"] == "1" and matched1["replicates"] == 2  # two training seeds
+    # presentation: ± only with ≥ 2 replicates; one replicate is bare and marked ¹ (no Wilson interval shown)
+    assert " ± " in matched1["FID ↓"] and "¹" not in matched1["FID ↓"]
+    real = table[table["arm"] == "real data (floor)"].iloc[0]
+    assert real["FID ↓"] == "20.00¹" and real["CLIP score ↑"] == "60.00¹" and real["Recall ↑"] == "0.900¹"
+    ddim = table[table["arm"] == "DDIM (η = 0)"].iloc[0]
+    assert ddim["Recall ↑"] == "0.600¹" and "±" not in ddim["Recall ↑"]
+    # a one-sentence caption (floor FID and real-image CLIP score), then the ¹ note and one provenance line
+    sentence, notes = tables.split_caption(caption)
+    assert "real-data floor FID 20.00¹" in sentence and "real-image CLIP score 60.00¹" in sentence
+    assert notes[0] == tables.SINGLE_NOTE and len(notes) == 2 and notes[1].count("Timings") == 1
+    _, with_clip = tables.main_table(df, "mnist5k", load_spec_dict(SPEC), {"zero_shot_accuracy": 0.5, "chance": 0.1})
+    assert "small-CLIP zero-shot accuracy 50.0% (chance 10.0%)" in tables.split_caption(with_clip)[0]
+    tex = tables.to_latex(table, with_clip, "tab:main_mnist5k")
+    assert tex.isascii() and r"\toprule" in tex and r"\bottomrule" in tex and tex.count("{") == tex.count("}")
+    md = tables.to_markdown(table, with_clip)
+    assert md.count("\n*") == 1 and tables.SINGLE_NOTE in md
+
+
+def test_compact_hardware_collapses_repeats():
+    hw = ["x86_64; cpu; cpu_count=2; device=cpu; platform=Linux-x86_64; processor=x86_64; torch_threads=1",
+          "cpu_count=2; device=cpu; platform=Linux-x86_64; processor=x86_64; torch_threads=1", "x86_64; cpu"]
+    assert tables.compact_hardware(hw) == "CPU x86_64, 2 cores, 1 torch thread"
+    gpu = "NVIDIA H200; cuda; cpu_count=16; device=cuda:0; gpu=NVIDIA H200; processor=x86_64; torch_threads=16"
+    assert tables.compact_hardware([gpu]) == "GPU NVIDIA H200"
 
 
 def write_samples(root, method, steps, seeds=range(8)):
@@ -251,6 +274,13 @@ def test_fixed_latent_grid_keeps_seed_positions(tmp_path):
         seed2 = z["images"][list(z["seeds"]).index(2), 0]
     y0, x0 = 1 * ch + 2, 1 * cw + 2 + 2 * (8 + 2)
     np.testing.assert_array_equal(image[y0:y0 + 8, x0:x0 + 8], seed2)
+    # the figure: 7 inches wide, 8×8 samples upscaled (nearest neighbour) to ≥ 0.25 inch at 150 dpi, same positions
+    fig = grid.grid_figure(sets, k=3)
+    assert fig.get_size_inches()[0] == pytest.approx(grid.PAGE_WIDTH_IN)
+    f = math.ceil(grid.MIN_IMAGE_IN * grid.DPI / 8)
+    assert 8 * f / grid.DPI >= grid.MIN_IMAGE_IN
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_array_equal(shown[y0 * f:(y0 + 8) * f, x0 * f:(x0 + 8) * f], seed2.repeat(f, 0).repeat(f, 1))
 
 
 def test_cli_all_writes_everything(tmp_path, monkeypatch):

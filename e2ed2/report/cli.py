@@ -82,6 +82,9 @@ def build_parser():
             sp.add_argument("--samples", default=None, nargs="*", help="folders of sample sets for the fixed-latent grids")
         if name in ("tables", "figures", "all"):
             sp.add_argument("--diagnostics", default=None, nargs="*", help="sigma_error.csv / curve.csv files")
+        if name in ("tables", "all"):
+            sp.add_argument("--clip-eval", default=None, nargs="*", help="the small CLIP's model.eval.json files "
+                            "(<run>/<dataset>/clip/model.eval.json): zero-shot accuracy in the main table captions")
             sp.add_argument("--grid-seeds", type=int, default=4, help="seeds per grid cell")
     return p
 
@@ -107,12 +110,14 @@ def main(argv=None) -> int:
         write_text(out / "paired.csv", pairs.to_csv(index=False))
         args.tables, args.figures = out / "tables", out / "figures"
         written = [out / "table.csv", out / "paired.csv"]
-        written += tables.write_tables(df, spec, out / "tables", diagnostics.load(args.diagnostics or []))
+        written += tables.write_tables(df, spec, out / "tables", diagnostics.load(args.diagnostics or []),
+                                       tables.load_clip_eval(args.clip_eval))
         written += _figures(df, spec, args, out / "figures") + _claims(df, pairs, spec, args, out / "claims")
     elif args.stage == "claims":
         written = _claims(df, pd.read_csv(args.paired), spec, args, out)
     else:
-        written = {"tables": lambda: tables.write_tables(df, spec, out, diagnostics.load(args.diagnostics or [])),
+        written = {"tables": lambda: tables.write_tables(df, spec, out, diagnostics.load(args.diagnostics or []),
+                                                         tables.load_clip_eval(args.clip_eval)),
                    "figures": lambda: _figures(df, spec, args, out)}[args.stage]()
     print(json.dumps({"written": [str(w) for w in written]}))
     return 0

@@ -1,38 +1,53 @@
-"""Figures (seaborn, PNG + PDF): quality vs NFE and vs wall-clock, FID vs CLIP, training curves, ablation bars.
+"""Figures (matplotlib + seaborn styles, PNG + PDF): quality vs NFE and vs wall-clock, FID vs CLIP,
+training curves, learning curves, ablation bars, per-σ error.
 
-Every figure has labelled axes with units, a legend, and a title naming the dataset and N.
-Shaded bands and error bars are the 95% t-intervals of ``ci`` over seed blocks (none when S = 1).
+Every figure has labelled axes with units, a legend with the methods' readable names
+(``tables.NAMES``), and a title naming the dataset and N. Every FID axis carries the real-data
+floor (real images against the same reference) as a dashed line; a CLIP-score axis carries the
+real-image CLIP score. Shaded bands and error bars are the 95% t-intervals of ``ci`` over the
+replicates (none with one replicate). Each method keeps its colour in every figure.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from .aggregate import FLOOR_METHOD
 from ..atomic import atomic_write
+from .aggregate import FLOOR_METHOD
 from .ci import summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
+from .tables import NAMES, compact_hardware, name
 
 LABEL = {"fid": "FID (lower is better)", "kid": "KID (lower is better)", "clip_score": "CLIP score, 100·max(cos, 0) (higher is better)",
          "fd_clip": "FD in CLIP space (lower is better)", "recall": "Recall (higher is better)", "precision": "Precision (higher is better)"}
+TITLE = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "recall": "Recall", "precision": "Precision"}
+ABLATION_TITLES = {"C4": "training K vs sampling K", "C5": "pure-noise vs leaky start", "C6": "perceptual loss",
+                   "C7": "adversarial loss"}
+FLOOR_STYLE = {"ls": "--", "color": "0.2", "lw": 1.2, "zorder": 1}
+REAL_CLIP_STYLE = {"ls": ":", "color": "0.2", "lw": 1.2, "zorder": 1}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+# one colour per registered method, the same in every figure
+COLOURS = dict(zip([m for m in NAMES if m != FLOOR_METHOD], sns.color_palette("tab10")))
 
 
-def save(fig, out_dir, name: str) -> list[Path]:
-    """Write ``name``.png (150 dpi) and ``name``.pdf atomically; close the figure."""
+def save(fig, out_dir, name_: str) -> list[Path]:
+    """Write ``name_``.png (150 dpi) and ``name_``.pdf atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        with atomic_write(out / f"{name}.{ext}") as tmp:
+        with atomic_write(out / f"{name_}.{ext}") as tmp:
             fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
-        paths.append(out / f"{name}.{ext}")
+        paths.append(out / f"{name_}.{ext}")
     return paths
 
 
@@ -42,118 +57,285 @@ def subplots(nrows=1, ncols=1, figsize=(6.4, 4.2), squeeze=True):
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def series(s: pd.DataFrame) -> pd.Series:
-    """Legend name per summary row: method[/variant][ [sampler]] (sampler shown when a method has several)."""
+def colour(method: str, i: int = 0):
+    """The method's fixed colour (unregistered methods take the palette after the registered ones)."""
+    if method in COLOURS:
+        return COLOURS[method]
+    return sns.color_palette("tab10")[(len(COLOURS) + i) % 10]
+
+
+def _train_k(spec: dict | None, df: pd.DataFrame | None) -> dict:
+    if not spec or df is None:
+        return {}
+    return {v: int(k) for v, k in ((ablation_arms(spec, df, "C4") or {}).get("variants") or {}).items()}
+
+
+def series(s: pd.DataFrame, spec: dict | None = None, df: pd.DataFrame | None = None) -> pd.Series:
+    """Legend name per summary row: readable method name[ /variant][ (trained K=k)][ [sampler]]
+    (the sampler shown when a method has several)."""
+    if s.empty:
+        return pd.Series([], dtype=str, index=s.index)
     multi = s.groupby("method")["sampler"].nunique()
-    return s.apply(lambda r: r["method"] + (f"/{r['variant']}" if r["variant"] != "main" else "")
-                   + (f" [{r['sampler']}]" if multi.get(r["method"], 0) > 1 else ""), axis=1)
+    K = _train_k(spec, df)
+
+    def one(r):
+        label = name(r["method"]) + (f" /{r['variant']}" if r["variant"] != "main" else "")
+        if spec and r["method"] == spec.get("method") and r["variant"] in K:
+            label += f" (trained K={K[r['variant']]})"
+        return label + (f" [{r['sampler']}]" if multi.get(r["method"], 0) > 1 else "")
+    return s.apply(one, axis=1)
 
 
 def _n_text(s: pd.DataFrame) -> str:
+    """'N = 16 images per set, 1–4 replicates per point' (replicates: seed blocks × training seeds)."""
     ns = sorted({int(n) for n in s["n"].dropna()})
     S = sorted({int(r) for r in s["replicates"].dropna()})
-    return f"N={'/'.join(map(str, ns))} per block, {'/'.join(map(str, S))} seed block(s)"
+    reps = ("?" if not S else str(S[0]) if len(S) == 1 else f"{S[0]}–{S[-1]}")
+    return f"N = {'/'.join(map(str, ns)) or '?'} images per set, {reps} replicate{'' if reps == '1' else 's'} per point"
 
 
-def _main(df: pd.DataFrame, dataset: str, variant: str) -> pd.DataFrame:
+def _main(df: pd.DataFrame, dataset: str, variant: str, spec: dict | None = None) -> pd.DataFrame:
     rows = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD) & (df["variant"] == variant)]
     s = summarise(rows)
-    s["series"] = series(s) if len(s) else []
+    s["series"] = series(s, spec, df) if len(s) else []
     return s
 
 
-def _floor(df: pd.DataFrame, dataset: str, metric: str) -> float:
-    fl = df[(df["dataset"] == dataset) & (df["method"] == FLOOR_METHOD) & (df["metric"] == metric)]["value"]
-    return float(fl.mean()) if len(fl) else math.nan
+def _floor(df: pd.DataFrame | None, dataset: str, metric: str, n: int | None = None) -> tuple[float, int | None]:
+    """Mean real-data value of ``metric`` on ``dataset`` (at N = ``n`` when measured there) and its N."""
+    if df is None or df.empty:
+        return math.nan, None
+    fl = df[(df["dataset"] == dataset) & (df["method"] == FLOOR_METHOD) & (df["metric"] == metric)]
+    if n is not None and (fl["n"] == n).any():
+        fl = fl[fl["n"] == n]
+    if fl.empty:
+        return math.nan, None
+    ns = fl["n"].dropna()
+    return float(fl["value"].mean()), (int(ns.max()) if len(ns) else None)
 
 
-def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main"):
+def draw_floor(ax, df, dataset: str, metric: str = "fid", n: int | None = None, vertical: bool = False) -> float:
+    """The real-data floor of ``metric`` as a dashed line (the real-image score, dotted, for the
+    CLIP score); returns its value (NaN when not measured: nothing drawn)."""
+    value, fn = _floor(df, dataset, metric, n)
+    if not math.isfinite(value):
+        return value
+    at_n = f", N = {fn}" if fn is not None and n is not None and fn != n else ""
+    if metric == "clip_score":
+        label, style = f"real images (CLIP score {value:.4g}{at_n})", REAL_CLIP_STYLE
+    else:
+        label, style = f"real-data floor ({TITLE.get(metric, metric)} {value:.4g}{at_n})", FLOOR_STYLE
+    (ax.axvline if vertical else ax.axhline)(value, label=label, **style)
+    return value
+
+
+def _fmt(v, _pos=None) -> str:
+    return f"{v:g}"
+
+
+def _count(v, _pos=None) -> str:
+    """1500 → '1.5k', 2000000 → '2M'."""
+    return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e4 else f"{v:g}"
+
+
+def auto_log_y(ax, values, ratio: float = 10.0) -> bool:
+    """Log y (plain-number tick labels) when every value is positive and they span ≥ ``ratio``×."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if len(v) == 0 or (v <= 0).any() or v.max() / v.min() < ratio:
+        return False
+    log_y(ax)
+    return True
+
+
+def log_y(ax) -> None:
+    """Log y after plotting, with plain-number tick labels (see log_ticks)."""
+    ax.set_yscale("log")
+    log_ticks(ax.yaxis, *ax.get_ylim())
+
+
+def log_ticks(axis, lo: float, hi: float) -> None:
+    """Readable ticks on a log axis: 1-2-5 decades labelled as plain numbers when the view spans a
+    decade or more, else a few evenly spaced plain labels (never '4.18×10²' or '3×10⁰')."""
+    if lo > 0 and hi / lo >= 10:
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+        axis.set_minor_locator(ticker.LogLocator(base=10, subs="auto"))
+    else:
+        axis.set_major_locator(ticker.MaxNLocator(nbins=5))
+        axis.set_minor_locator(ticker.NullLocator())
+    axis.set_major_formatter(ticker.FuncFormatter(_fmt))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def log_x_ticks(ax, values) -> None:
+    """Log x with a tick and a plain label at each value (no '3×10⁰' minor labels)."""
+    vals = sorted({float(v) for v in values if np.isfinite(v)})
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    if vals and all(v == int(v) for v in vals):
+        ax.set_xticks(vals, [str(int(v)) for v in vals])
+
+
+def legend(ax, title: str | None = None, outside: bool = True, **kw) -> None:
+    """The axes' legend, outside on the right by default (it never hides data)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    real = [i for i, lab in enumerate(labels) if lab.startswith("real")]  # the floor lines after the methods
+    keep = [i for i in range(len(labels)) if i not in real] + real
+    handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
+    where = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0} if outside else {"loc": kw.pop("loc", "best")}
+    ax.legend(handles, labels, title=title, fontsize=kw.pop("fontsize", 8), title_fontsize=8, **where, **kw)
+
+
+def _values(s: pd.DataFrame, *extra) -> list:
+    return [*s["mean"], *s["ci_low"].dropna(), *s["ci_high"].dropna(), *extra]
+
+
+def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: dict | None = None):
     """One line per method over NFE (log x), shaded 95% CI, the real-data floor as a dashed line."""
-    s = _main(df, dataset, variant)
+    s = _main(df, dataset, variant, spec)
     s = s[s["metric"] == metric].sort_values("nfe")
     if s.empty:
         return None
-    fig, ax = subplots()
-    names = sorted(s["series"].unique())
-    colours = dict(zip(names, sns.color_palette(n_colors=len(names))))
-    sns.lineplot(data=s, x="nfe", y="mean", hue="series", style="series", markers=True, dashes=False, palette=colours,
-                 hue_order=names, style_order=names, ax=ax)
-    for name, g in s.groupby("series"):
-        ax.fill_between(g["nfe"], g["ci_low"], g["ci_high"], alpha=0.2, color=colours.get(name), linewidth=0)
-    floor = _floor(df, dataset, metric)
-    if math.isfinite(floor):
-        ax.axhline(floor, ls="--", color="0.3", lw=1, label=f"real-data floor ({floor:.3g})")
-    ax.set_xscale("log")
-    ax.set_xticks(sorted(s["nfe"].unique()), [str(int(v)) for v in sorted(s["nfe"].unique())])
-    ax.set(xlabel="NFE (network evaluations per image, log scale)", ylabel=LABEL.get(metric, metric),
-           title=f"{dataset}: {metric.upper() if metric != 'clip_score' else 'CLIP score'} vs NFE ({_n_text(s)})")
-    ax.legend(title="method", fontsize=8)
+    fig, ax = subplots(figsize=(5.2, 3.6))
+    for i, (label, g) in enumerate(sorted(s.groupby("series"), key=lambda kv: _order(kv[1]))):
+        c = colour(g["method"].iloc[0], i)
+        ax.plot(g["nfe"], g["mean"], marker=MARKERS[i % len(MARKERS)], color=c, label=label, lw=1.4, ms=5)
+        ax.fill_between(g["nfe"], g["ci_low"], g["ci_high"], alpha=0.18, color=c, linewidth=0)
+    floor = draw_floor(ax, df, dataset, metric, _n_of(s))
+    logged = metric == "fid" and auto_log_y(ax, _values(s, floor))
+    log_x_ticks(ax, s["nfe"])
+    ax.set(xlabel="NFE (network evaluations per image, log scale)",
+           ylabel=LABEL.get(metric, metric) + (", log scale" if logged else ""),
+           title=f"{dataset}: {TITLE.get(metric, metric)} vs NFE\n{_n_text(s)}")
+    legend(ax, "method")
     return fig
 
 
-def fid_vs_time(df, dataset: str, variant: str = "main"):
-    """FID against wall-clock per image (log x); each point annotated with its NFE."""
-    s = _main(df, dataset, variant)
+def _order(g: pd.DataFrame):
+    """Legend order: registered methods in NAMES order, then by name."""
+    order = {m: i for i, m in enumerate(NAMES)}
+    m = g["method"].iloc[0]
+    return (order.get(m, 99), str(g["series"].iloc[0]))
+
+
+def _n_of(s: pd.DataFrame) -> int | None:
+    ns = s["n"].dropna()
+    return int(ns.max()) if len(ns) else None
+
+
+def fid_vs_time(df, dataset: str, variant: str = "main", spec: dict | None = None):
+    """FID against wall-clock per image (log x); each point annotated with its NFE; the floor dashed."""
+    s = _main(df, dataset, variant, spec)
     s = s[(s["metric"] == "fid") & s["ms_per_image"].notna()].sort_values("ms_per_image")
     if s.empty:
         return None
-    fig, ax = subplots()
-    for name, g in s.groupby("series"):
+    fig, ax = subplots(figsize=(5.2, 3.6))
+    for i, (label, g) in enumerate(sorted(s.groupby("series"), key=lambda kv: _order(kv[1]))):
         err = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).clip(min=0)
-        ax.errorbar(g["ms_per_image"], g["mean"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=name)
+        ax.errorbar(g["ms_per_image"], g["mean"], yerr=np.nan_to_num(err), marker=MARKERS[i % len(MARKERS)], capsize=3,
+                    label=label, color=colour(g["method"].iloc[0], i), lw=1.2, ms=5)
         for _, r in g.iterrows():
             ax.annotate(f"{int(r['nfe'])}", (r["ms_per_image"], r["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    sel = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD)]
-    hw = ", ".join(sorted(set(sel["device_name"].dropna().astype(str)) if "device_name" in sel else set())
-                   or sorted(set(sel["device"].dropna().astype(str))))[:60]
+    floor = draw_floor(ax, df, dataset, "fid", _n_of(s))
+    logged = auto_log_y(ax, _values(s, floor))
+    sel = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD) & (df["variant"] == variant)]
+    hw = compact_hardware(sorted(set(sel["hardware"].dropna().astype(str)))) if "hardware" in sel else ""
     ax.set_xscale("log")
-    ax.set(xlabel=f"wall-clock per image (ms, log scale; {hw or 'hardware unrecorded'})", ylabel=LABEL["fid"],
-           title=f"{dataset}: FID vs sampling time, labels = NFE ({_n_text(s)})")
-    ax.legend(title="method", fontsize=8)
+    log_ticks(ax.xaxis, *ax.get_xlim())
+    ax.set(xlabel=f"sampling wall-clock per image (ms, log scale)\n{hw or 'hardware unrecorded'}",
+           ylabel=LABEL["fid"] + (", log scale" if logged else ""),
+           title=f"{dataset}: FID vs sampling time (point labels: NFE)\n{_n_text(s)}")
+    legend(ax, "method")
     return fig
 
 
-def fid_vs_clip(df, dataset: str, variant: str = "main"):
-    """Trade-off: CLIP score (x) against FID (y), one marker per method × NFE."""
-    s = _main(df, dataset, variant)
-    key = ["series", "nfe"]
+def fid_vs_clip(df, dataset: str, variant: str = "main", spec: dict | None = None):
+    """Trade-off: CLIP score (x) against FID (y), one marker per method × NFE; the real-data floor
+    (dashed) and the real-image CLIP score (dotted)."""
+    s = _main(df, dataset, variant, spec)
+    key = ["series", "method", "nfe"]
     j = s[s["metric"] == "fid"].merge(s[s["metric"] == "clip_score"], on=key, suffixes=("_fid", "_clip"))
     if j.empty:
         return None
-    fig, ax = subplots()
-    for name, g in j.groupby("series"):
+    fig, ax = subplots(figsize=(5.2, 3.6))
+    for i, (label, g) in enumerate(sorted(j.groupby("series"), key=lambda kv: _order(kv[1]))):
+        g = g.sort_values("nfe")
         xe = np.nan_to_num(np.vstack([g["mean_clip"] - g["ci_low_clip"], g["ci_high_clip"] - g["mean_clip"]]).clip(min=0))
         ye = np.nan_to_num(np.vstack([g["mean_fid"] - g["ci_low_fid"], g["ci_high_fid"] - g["mean_fid"]]).clip(min=0))
-        ax.errorbar(g["mean_clip"], g["mean_fid"], xerr=xe, yerr=ye, marker="o", ls="-", capsize=2, label=name)
+        ax.errorbar(g["mean_clip"], g["mean_fid"], xerr=xe, yerr=ye, marker=MARKERS[i % len(MARKERS)], ls="-", capsize=2,
+                    label=label, color=colour(g["method"].iloc[0], i), lw=1.0, ms=5)
         for _, r in g.iterrows():
-            ax.annotate(f"NFE {int(r['nfe'])}", (r["mean_clip"], r["mean_fid"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xlabel=LABEL["clip_score"], ylabel=LABEL["fid"], title=f"{dataset}: FID vs CLIP score trade-off ({_n_text(s)})")
-    ax.legend(title="method", fontsize=8)
+            ax.annotate(f"{int(r['nfe'])}", (r["mean_clip"], r["mean_fid"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    n = _n_of(s)
+    floor = draw_floor(ax, df, dataset, "fid", n)
+    draw_floor(ax, df, dataset, "clip_score", n, vertical=True)
+    fid_rows = j.rename(columns={"mean_fid": "mean", "ci_low_fid": "ci_low", "ci_high_fid": "ci_high"})
+    logged = auto_log_y(ax, _values(fid_rows, floor))
+    t = s[s["metric"].isin(["fid", "clip_score"])]
+    ax.set(xlabel=LABEL["clip_score"], ylabel=LABEL["fid"] + (", log scale" if logged else ""),
+           title=f"{dataset}: FID vs CLIP score (point labels: NFE)\n{_n_text(t)}")
+    legend(ax, "method")
     return fig
 
 
+def _run_labels(runs: pd.DataFrame) -> pd.Series:
+    """Per row, the run's line label inside its method's panel: [dataset · ][variant · ]seed."""
+    seed = runs["run"].map(lambda r: next((p for p in reversed(str(r).split("/")) if re.fullmatch(r"s\d+", p)), ""))
+    many_d = runs["dataset"].nunique() > 1
+    many_v = runs.groupby("method")["variant"].transform("nunique") > 1
+    parts = []
+    for d, v, s, mv in zip(runs["dataset"].astype(str), runs["variant"].astype(str), seed, many_v):
+        label = " · ".join(x for x in ((d if many_d else ""), (v if mv else ""), (f"seed {s[1:]}" if s else "")) if x)
+        parts.append(label or "run")
+    out = pd.Series(parts, index=runs.index)
+    clash = runs.groupby([runs["method"], out])["run"].transform("nunique") > 1  # labels that would merge runs
+    return out.where(~clash, runs["run"].astype(str))
+
+
 def training_curves(runs: pd.DataFrame):
-    """One panel per loss name, one line per run; y on log scale when every value is positive."""
+    """One panel per (method, loss phase) — losses of different methods and phases are not
+    comparable — with the runs of that method overlaid (datasets by line style, variants and
+    training seeds by colour); y on a log scale when every value is positive."""
     if runs is None or runs.empty:
         return None
-    runs = runs.assign(run=[r if r.startswith(m) else f"{r} ({m})" for r, m in zip(runs["run"], runs["method"])])
-    title = f"Training curves, {', '.join(sorted(runs['dataset'].astype(str).unique()))}"
-    losses = sorted(runs["loss"].unique())
-    fig, axes = subplots(1, len(losses), (5 * len(losses), 3.8), squeeze=False)
-    for ax, loss in zip(axes[0], losses):
-        g = runs[runs["loss"] == loss]
-        sns.lineplot(data=g, x="step", y="value", hue="run", ax=ax)
-        if (g["value"] > 0).all():
-            ax.set_yscale("log")
-        ax.set(xlabel="training step (optimizer updates)", ylabel=f"loss_{loss} (per-sample mean, log scale)"
-               if (g["value"] > 0).all() else f"loss_{loss} (per-sample mean)", title=f"{title}: phase '{loss}'")
-        ax.legend(title="run", fontsize=7)
+    runs = runs.dropna(subset=["value"]).assign(line=lambda r: _run_labels(r))
+    if runs.empty:
+        return None
+    order = {m: i for i, m in enumerate(NAMES)}
+    panels = sorted(runs.groupby(["method", "loss"]).groups, key=lambda k: (order.get(k[0], 99), str(k[0]), str(k[1])))
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = subplots(nrows, ncols, (4.4 * ncols, 3.2 * nrows), squeeze=False)
+    datasets = sorted(runs["dataset"].astype(str).unique())
+    dash = dict(zip(datasets, ["-", "--", ":", "-."] * 4))
+    for ax, (method, loss) in zip(axes.flat, panels):
+        g = runs[(runs["method"] == method) & (runs["loss"] == loss)]
+        lines = sorted(g["line"].unique())
+        pal = sns.color_palette("tab10" if len(lines) <= 10 else "husl", n_colors=len(lines))
+        for c, line in zip(pal, lines):
+            h = g[g["line"] == line].sort_values("step")
+            ax.plot(h["step"], h["value"], color=c, ls=dash[str(h["dataset"].iloc[0])], lw=1.2, label=line)
+        positive = bool((g["value"] > 0).all())
+        if positive:
+            log_y(ax)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6, integer=True))
+        ax.set(xlabel="training step (optimizer updates)",
+               ylabel=f"loss '{loss}' (per-sample mean{', log scale' if positive else ''})",
+               title=f"{name(method)}: loss '{loss}' ({g['line'].nunique()} run{'s' if g['line'].nunique() > 1 else ''})")
+        ax.legend(title="run" + (" (line style: dataset)" if len(datasets) > 1 else ""), fontsize=6.5, title_fontsize=7,
+                  loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Training losses per method and phase — {', '.join(datasets)} ({runs['run'].nunique()} runs)", y=1.0)
     fig.tight_layout()
     return fig
 
 
 def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
-    """One panel per ablation claim (C4–C7): bars over NFE, one per variant, 95% CI error bars."""
+    """One panel per ablation claim (C4–C7): bars over NFE, one per variant, 95% CI error bars,
+    the real-data floor dashed."""
     panels = []
     for claim in ABLATION_CLAIMS:
         arms = ablation_arms(spec, df, claim)
@@ -162,42 +344,62 @@ def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
             rows = df[(df["dataset"] == dataset) & (df["method"] == spec["method"]) & df["variant"].isin(variants)
                       & (df["metric"] == metric)]
             if len(rows):
-                panels.append((claim, summarise(rows), variants))
+                panels.append((claim, summarise(rows), variants, arms))
     if not panels:
         return None
-    fig, axes = subplots(1, len(panels), (4.2 * len(panels), 3.8), squeeze=False)
-    for ax, (claim, s, variants) in zip(axes[0], panels):
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = subplots(nrows, ncols, (4.6 * ncols, 3.5 * nrows), squeeze=False)
+    for ax, (claim, s, variants, arms) in zip(axes.flat, panels):
         nfes, width = sorted(s["nfe"].unique()), 0.8 / len(variants)
-        roles = {} if claim == "C4" else {variants[0]: " (treatment)", variants[1]: " (control)"}
-        for i, (v, colour) in enumerate(zip(variants, sns.color_palette(n_colors=len(variants)))):
+        roles = ({v: f" (trained K={k})" for v, k in arms["variants"].items()} if claim == "C4"
+                 else {variants[0]: " (treatment)", variants[1]: " (control)"})
+        for i, (v, c) in enumerate(zip(variants, sns.color_palette("colorblind", n_colors=len(variants)))):
             g = s[s["variant"] == v].set_index("nfe").reindex(nfes)
             err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).clip(min=0))
             ax.bar(np.arange(len(nfes)) + (i - (len(variants) - 1) / 2) * width, g["mean"], width, yerr=err,
-                   capsize=3, label=v + roles.get(v, ""), color=colour)
+                   capsize=3, label=v + roles.get(v, ""), color=c)
+        floor = draw_floor(ax, df, dataset, metric, _n_of(s))
+        top = np.nanmax(np.r_[s["mean"].to_numpy(float), s["ci_high"].to_numpy(float), floor])
+        if np.isfinite(top) and top > 0:
+            ax.set_ylim(0, top * (1.25 + 0.08 * len(variants)))  # headroom: the legend sits above the bars
         ax.set_xticks(range(len(nfes)), [str(int(n)) for n in nfes])
-        ax.set(xlabel="NFE (sampling steps' network evaluations)", ylabel=LABEL.get(metric, metric),
-               title=f"{dataset}: ablation {claim} ({_n_text(s)})")
-        ax.legend(title="variant", fontsize=7)
+        ax.set(xlabel="NFE (network evaluations per image)", ylabel=LABEL.get(metric, metric),
+               title=f"{dataset}: {claim}, {ABLATION_TITLES.get(claim, 'ablation')}\n{_n_text(s)}")
+        legend(ax, f"{name(spec['method'])} variant", outside=False, fontsize=7, ncol=2, loc="upper center")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
 
-def learning_curves(diag: dict):
-    """FID against training images seen, one line per sampler, one panel per teacher × dataset."""
+def learning_curves(diag: dict, df: pd.DataFrame | None = None):
+    """FID against training images seen, one line per sampler, one panel per teacher × dataset;
+    the real-data floor (from the tidy table ``df``, at the curve's N where measured) dashed."""
     c = diag.get("curve")
     if c is None or c.empty:
         return None
-    c = c.assign(sampler_steps=c["sampler"] + "-" + c["steps"].astype(str) + " (NFE " + c["nfe"].astype(str) + ")",
-                 panel=c["dataset"] + ": " + c["model"])
-    panels = sorted(c["panel"].unique())
-    fig, axes = subplots(1, len(panels), (4.6 * len(panels), 3.8), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        g = c[c["panel"] == panel]
-        sns.lineplot(data=g, x="images_seen", y="fid", hue="sampler_steps", marker="o", ax=ax)
-        ax.set_yscale("log")
-        ax.set(xlabel="training images seen", ylabel="FID (log scale, lower is better)",
-               title=f"{panel} (N={int(g['n'].max())} per point)")
-        ax.legend(title="sampler", fontsize=7)
+    c = c.assign(sampler_steps=c["sampler"] + "-" + c["steps"].astype(str) + " (NFE " + c["nfe"].astype(str) + ")")
+    panels = sorted(c.groupby(["dataset", "model"]).groups)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = subplots(nrows, ncols, (5.0 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, (dataset, model) in zip(axes.flat, panels):
+        g = c[(c["dataset"] == dataset) & (c["model"] == model)]
+        n = int(g["n"].max()) if "n" in g and g["n"].notna().any() else None
+        for i, (label, h) in enumerate(sorted(g.groupby("sampler_steps"))):
+            h = h.sort_values("images_seen")
+            ax.plot(h["images_seen"], h["fid"], marker=MARKERS[i % len(MARKERS)], lw=1.3, ms=4, label=label)
+        floor = draw_floor(ax, df, str(dataset), "fid", n)
+        logged = auto_log_y(ax, [*g["fid"], floor])
+        method, _, variant = str(model).partition("/")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(_count))
+        ax.set(xlabel="training images seen", ylabel=LABEL["fid"] + (", log scale" if logged else ""),
+               title=f"{dataset}: FID of {name(method)}{'' if variant in ('', 'main') else ' /' + variant} during training"
+                     f"\nN = {n if n is not None else '?'} images per point")
+        ax.legend(title="sampler", fontsize=7, title_fontsize=7, loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -207,43 +409,59 @@ def sigma_error_curves(diag: dict):
     t = diag.get("sigma_error")
     if t is None or t.empty:
         return None
-    fig, ax = subplots()
-    t = t.assign(series=t["dataset"] + ": " + t["model"] + " (" + t["weights"] + ")")
-    sns.lineplot(data=t, x="sigma", y="x0_mse", hue="series", style="weights", marker="o", ax=ax)
-    for (dataset, model), g in t.groupby(["dataset", "model"]):
-        ax.axhline(g["mean_predictor_x0_mse"].iloc[0], ls="--", color="0.5", lw=0.8)
+    fig, ax = subplots(figsize=(5.2, 3.6))
+    models = {m: name(m.split("/")[0]) + ("" if m.split("/", 1)[-1] in ("main", m) else " /" + m.split("/", 1)[1])
+              for m in t["model"].astype(str).unique()}
+    t = t.assign(series=t["dataset"].astype(str) + ": " + t["model"].astype(str).map(models))
+    keys = sorted(t["series"].unique())
+    pal = dict(zip(keys, sns.color_palette("tab10", n_colors=len(keys))))
+    for (label, weights), g in t.groupby(["series", "weights"]):
+        g = g.sort_values("sigma")
+        ax.plot(g["sigma"], g["x0_mse"], marker="o", ms=3.5, lw=1.2, color=pal[label],
+                ls="-" if str(weights) == "ema" else "--", label=f"{label} ({weights})")
+    for i, ((dataset, model), g) in enumerate(t.groupby(["dataset", "model"])):
+        ax.axhline(g["mean_predictor_x0_mse"].iloc[0], ls=":", color="0.4", lw=1.0,
+                   label="predicting the data mean" if i == 0 else None)
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_ticks(ax.xaxis, *ax.get_xlim())
+    log_y(ax)
+    n = int(t["n"].max()) if "n" in t else None
     ax.set(xlabel="noise level σ (log scale)", ylabel="x̂₀-MSE on held-out images (log scale)",
-           title="Denoising error per noise level (dashed: predicting the data mean)")
-    ax.legend(fontsize=7)
+           title=f"Denoising error per noise level, {', '.join(sorted(t['dataset'].astype(str).unique()))}\n"
+                 f"N = {n if n is not None else '?'} held-out images, one fixed noise draw")
+    legend(ax, "teacher (weights)")
     return fig
 
 
 def theme() -> dict:
     """seaborn's whitegrid/paper look as an rc dict, applied inside a context (no global state changed)."""
-    return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper")}
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), "axes.titlesize": 9, "axes.labelsize": 8.5,
+            "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 10}
 
 
 def write_figures(df, spec: dict, out_dir, runs: pd.DataFrame | None = None, diag: dict | None = None) -> list[Path]:
-    """Every figure for every dataset; figures whose data is absent are skipped."""
+    """Every figure for every dataset; figures whose data is absent are skipped. The tidy table
+    ``df`` also gives the learning curves their real-data floor."""
     with matplotlib.rc_context(theme()):
         written = _write_figures(df, spec, out_dir, runs)
-        for name, fig in (("learning_curves", learning_curves(diag or {})), ("sigma_error", sigma_error_curves(diag or {}))):
+        for name_, fig in (("learning_curves", learning_curves(diag or {}, df)), ("sigma_error", sigma_error_curves(diag or {}))):
             if fig is not None:
-                written += save(fig, out_dir, name)
+                written += save(fig, out_dir, name_)
         return written
 
 
 def _write_figures(df, spec, out_dir, runs) -> list[Path]:
     written, v = [], spec["main_variant"]
     for d in sorted(df["dataset"].unique()):
-        figs = {f"fid_vs_nfe_{d}": metric_vs_nfe(df, d, "fid", v), f"clip_vs_nfe_{d}": metric_vs_nfe(df, d, "clip_score", v),
-                f"fid_vs_time_{d}": fid_vs_time(df, d, v), f"fid_vs_clip_{d}": fid_vs_clip(df, d, v),
+        figs = {f"fid_vs_nfe_{d}": metric_vs_nfe(df, d, "fid", v, spec),
+                f"clip_vs_nfe_{d}": metric_vs_nfe(df, d, "clip_score", v, spec),
+                f"fid_vs_time_{d}": fid_vs_time(df, d, v, spec), f"fid_vs_clip_{d}": fid_vs_clip(df, d, v, spec),
                 f"ablations_{d}": ablation_bars(df, d, spec)}
-        for name, fig in figs.items():
+        for name_, fig in figs.items():
             if fig is not None:
-                written += save(fig, out_dir, name)
+                written += save(fig, out_dir, name_)
     if runs is not None and not runs.empty:
-        written += save(training_curves(runs), out_dir, "training_curves")
+        fig = training_curves(runs)
+        if fig is not None:
+            written += save(fig, out_dir, "training_curves")
     return written

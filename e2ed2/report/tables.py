@@ -1,36 +1,53 @@
 """Tables: the main comparison and the ablations, as CSV, Markdown and LaTeX (booktabs).
 
-Each cell is the mean and the 95% t-interval half-width over replicates (sampling-seed blocks,
-times training seeds where several exist); every caption states N, the replicates, the feature
-networks and the real-data floor (real images against the same reference at the same N).
+A cell with two or more replicates (sampling-seed blocks × training seeds) is the mean ± the
+half-width of its 95% t-interval; a cell with one replicate is the bare mean marked ¹ (no
+interval). A caption is one sentence saying what the table is (dataset, N per block, the
+replicates, the real-data floor FID and the real-image CLIP score), followed by its footnote
+lines (the ¹ note where used, one provenance line: feature networks, preprocessing, reference,
+hardware); in this module a caption is that sentence and its footnotes joined by newlines.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import FLOOR_METHOD
-from .ci import summarise
 from ..atomic import write_text
 from . import health
+from .aggregate import FLOOR_METHOD
+from .ci import summarise
 from .comparisons import matched_variant
 from .spec import ABLATION_CLAIMS, ablation_arms
 
-# Readable names of the registered methods (the table's "arm" column)
+# Readable names of the registered methods (the table's "arm" column, the figures' legends)
 NAMES = {"real": "real data (floor)", "edm": "EDM (teacher)", "ddpm": "DDPM (ε, linear β)", "ddim": "DDIM (η = 0)",
          "cd": "CD", "ct": "CT", "e2ed2": "E2ED²"}
 
 METRICS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("clip_score", "CLIP score ↑"), ("fd_clip", "FD_CLIP ↓"),
            ("precision", "Precision ↑"), ("recall", "Recall ↑")]
+SHORT = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "precision": "precision",
+         "recall": "recall"}
 ROW_KEYS = ["method", "variant", "sampler", "steps", "nfe"]
+SINGLE = "¹"  # marks a value from one replicate
+SINGLE_NOTE = f"{SINGLE} one replicate: no interval."
 
 
-def cell(mean: float, low: float, high: float, digits: int = 2) -> str:
+def name(method: str) -> str:
+    """The readable name of a method ('DDIM (η = 0)'), or the method itself when unregistered."""
+    return NAMES.get(str(method), str(method))
+
+
+def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int | None = None) -> str:
+    """'mean ± half-width' with ≥ 2 replicates and a finite interval; the bare mean marked ¹ with
+    one replicate (a single-set Wilson interval is not shown); '–' when nothing was measured."""
     if not math.isfinite(mean):
         return "–"
+    if replicates is not None and replicates < 2:
+        return f"{mean:.{digits}f}{SINGLE}"
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
@@ -42,7 +59,7 @@ def digits_for(metric: str) -> int:
 
 def wide(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary rows → one row per arm (``arm`` column if present) × (method, variant, sampler, steps,
-    nfe), one column per metric + ms/image; a value with one replicate carries no ± (no interval)."""
+    nfe), one column per metric + ms/image; a value with one replicate is bare and marked ¹."""
     keys = (["arm"] if "arm" in summary else []) + ROW_KEYS
     out = []
     for key, g in summary.groupby(keys, sort=False, dropna=False):
@@ -51,7 +68,7 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
             r = g[g["metric"] == m]
             if len(r):
                 r = r.iloc[0]
-                row[title] = cell(r["mean"], r["ci_low"], r["ci_high"], digits_for(m))
+                row[title] = cell(r["mean"], r["ci_low"], r["ci_high"], digits_for(m), int(r["replicates"]))
         ms = g["ms_per_image"].dropna()
         row["ms/image"] = f"{ms.mean():.1f}" if len(ms) else "–"
         row["replicates"] = int(g["replicates"].max())
@@ -59,35 +76,141 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(out)
     for col in ("steps", "nfe"):
         df[col] = df[col].map(lambda v: "–" if pd.isna(v) else str(int(v)))
+    df["sampler"] = df["sampler"].map(lambda v: "–" if pd.isna(v) or v == "" else v)
     cols = keys + [t for _, t in METRICS if t in df] + ["ms/image", "replicates"]
     return df[cols].fillna("–").rename(columns={"nfe": "NFE"})
 
 
+# ---- captions ---------------------------------------------------------------------------
+def _floor_cell(df: pd.DataFrame, dataset: str, metric: str) -> str | None:
+    fl = df[(df["dataset"] == dataset) & (df["method"] == FLOOR_METHOD) & (df["metric"] == metric)]
+    if fl.empty:
+        return None
+    r = summarise(fl).iloc[0]
+    return cell(r["mean"], r["ci_low"], r["ci_high"], digits_for(metric), int(r["replicates"]))
+
+
 def floor_sentence(df: pd.DataFrame, dataset: str) -> str:
-    """'Real-data floor (real images vs the reference, N=…): FID a ± b, KID …' or a clear 'not measured'."""
+    """'real-data floor FID a at N = n, real-image CLIP score c' (the caption's closing clause), or
+    'real-data floor not measured' when no metric JSON has method 'real'."""
     fl = df[(df["dataset"] == dataset) & (df["method"] == FLOOR_METHOD)]
     if fl.empty:
-        return "Real-data floor: not measured (no metric JSON with method 'real')."
-    s = summarise(fl)
-    parts = [f"{t.split(' ')[0]} {cell(r['mean'], r['ci_low'], r['ci_high'], digits_for(m))}"
-             for m, t in METRICS for _, r in s[s["metric"] == m].iterrows()]
-    ref = fl["reference"].dropna().unique()
-    return (f"Real-data floor (real images scored against the {', '.join(ref) or 'reference'} statistics, "
-            f"N={int(fl['n'].max())}): " + "; ".join(parts) + ".")
+        return "real-data floor not measured (no metric JSON with method 'real')"
+    fid, clip = _floor_cell(df, dataset, "fid"), _floor_cell(df, dataset, "clip_score")
+    n = fl.loc[fl["metric"] == "fid", "n"].dropna() if fid else fl["n"].dropna()
+    parts = [f"real-data floor FID {fid}" + (f" at N = {int(n.max())}" if len(n) else "") if fid
+             else "real-data floor FID not measured"]
+    parts.append(f"real-image CLIP score {clip}" if clip else "real-image CLIP score not measured")
+    return ", ".join(parts)
+
+
+def clip_eval_clause(entry) -> str:
+    """'small-CLIP zero-shot accuracy 7.8% (chance 10.0%)' from a float or a model.eval.json dict."""
+    if entry is None:
+        return ""
+    if isinstance(entry, dict):
+        acc, chance = entry.get("zero_shot_accuracy"), entry.get("chance")
+    else:
+        acc, chance = entry, None
+    if acc is None or not math.isfinite(float(acc)):
+        return ""
+    return (f"small-CLIP zero-shot accuracy {100 * float(acc):.1f}%"
+            + (f" (chance {100 * float(chance):.1f}%)" if chance is not None else ""))
+
+
+def _block_text(df: pd.DataFrame) -> str:
+    blocks = sorted(int(b) for b in df["seed_block"].dropna().unique())
+    seeds = sorted(int(s) for s in df["train_seed"].dropna().unique()) if "train_seed" in df else []
+    b = f"{len(blocks)} seed block{'s' if len(blocks) != 1 else ''}"
+    return b + (f" × {len(seeds)} training seeds" if len(seeds) > 1 else "")
+
+
+def _ns(df: pd.DataFrame) -> str:
+    ns = sorted(int(n) for n in df.loc[df["method"] != FLOOR_METHOD, "n"].dropna().unique()) or \
+        sorted(int(n) for n in df["n"].dropna().unique())
+    return "/".join(map(str, ns)) or "?"
+
+
+def compact_hardware(values) -> str:
+    """One short description per distinct machine, e.g. 'CPU x86_64, 2 cores, 1 torch thread' or
+    'GPU NVIDIA H200', from the tidy table's hardware strings ('x86_64; cpu; cpu_count=2; …')."""
+    out = []
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            continue
+        tokens = [t.strip() for t in v.split(";") if t.strip()]
+        kv = dict(t.split("=", 1) for t in tokens if "=" in t)
+        bare = [t for t in tokens if "=" not in t]
+        device = kv.get("device") or next((t for t in bare if t.split(":")[0] in ("cpu", "cuda", "mps")), "")
+        names = [t for t in bare if t.split(":")[0] not in ("cpu", "cuda", "mps")]
+        if kv.get("gpu") or device.startswith("cuda"):
+            desc = f"GPU {kv.get('gpu') or (names[0] if names else device)}"
+        else:
+            desc = f"CPU {kv.get('processor') or (names[0] if names else '')}".rstrip()
+            if kv.get("cpu_count"):
+                desc += f", {kv['cpu_count']} cores"
+            if kv.get("torch_threads"):
+                t = kv["torch_threads"]
+                desc += f", {t} torch thread{'' if str(t) == '1' else 's'}"
+        out.append(desc)
+    out = list(dict.fromkeys(out))
+    # a description that another one extends (the sampler's 'CPU x86_64' vs the scorer's full record) is dropped
+    out = [d for d in out if not any(o != d and o.startswith(d) for o in out)]
+    return "; ".join(out)
+
+
+def _short_ref(ref: str) -> str:
+    parts = str(ref).split("/")
+    return "/".join(parts[-2:])
 
 
 def provenance(df: pd.DataFrame) -> str:
-    """N, replicates and feature networks of the rows in ``df``, as one caption sentence."""
-    blocks = sorted(int(b) for b in df["seed_block"].dropna().unique())
-    train_seeds = sorted(df["train_seed"].dropna().unique()) if "train_seed" in df else []
-    seeds = (f"{len(blocks)} sampling-seed block(s) ({', '.join(map(str, blocks))})" +
-             (f" × {len(train_seeds)} training seeds" if len(train_seeds) > 1 else ", one training run per row"))
-    nets = "; ".join(sorted({f"{m}: {f} ({b}, {p})" for m, f, b, p in
-                             df[["metric", "feature_network", "backend", "preprocessing"]].astype(str).drop_duplicates().values}))
-    ns = sorted(int(n) for n in df["n"].dropna().unique())
-    return (f"N = {'/'.join(map(str, ns))} images per block. Mean ± 95% t-interval half-width over {seeds}; "
-            f"a bare number had one replicate (no interval). Features: {nets}. "
-            f"CLIP score = 100·max(cos, 0). ms/image: wall-clock per image on {', '.join(sorted(set(df['hardware'].dropna())) ) or 'unrecorded hardware'}.")
+    """The one footnote line of a table: feature networks (deduplicated, per group of metrics),
+    the reference set, and the hardware of the timings."""
+    groups: dict[tuple, list[str]] = {}
+    cols = ["metric", "feature_network", "backend", "preprocessing"]
+    for m, f, b, p in df[cols].astype(str).drop_duplicates().values:
+        groups.setdefault((f, b, p), []).append(m)
+    order = {m: i for i, (m, _) in enumerate(METRICS)}
+    nets = []
+    for (f, b, p), ms in sorted(groups.items(), key=lambda kv: min(order.get(m, 99) for m in kv[1])):
+        what = f if b in ("", "nan", "None") or b in f else f"{f} via {b}"
+        prep = "" if p in ("", "nan", "None") else f", {p}"
+        nets.append(f"{', '.join(SHORT.get(m, m) for m in sorted(ms, key=lambda m: order.get(m, 99)))}: {what}{prep}")
+    ref = sorted({_short_ref(r) for r in df["reference"].dropna().astype(str)})
+    ref_n = sorted({int(n) for n in df["reference_n"].dropna()}) if "reference_n" in df else []
+    hw = compact_hardware(sorted(set(df["hardware"].dropna().astype(str)))) if "hardware" in df else ""
+    parts = [f"Features: {'; '.join(nets)}" if nets else "Features: unrecorded",
+             "CLIP score = 100·max(cos, 0)" if "clip_score" in set(df["metric"]) else "",
+             f"Reference {', '.join(ref)}" + (f" (N = {'/'.join(map(str, ref_n))})" if ref_n else "") if ref else "",
+             f"Timings (ms/image) on {hw}" if hw else "Timings: hardware unrecorded"]
+    return ". ".join(p for p in parts if p) + "."
+
+
+def _notes(table: pd.DataFrame, *lines: str) -> list[str]:
+    single = table.astype(str).apply(lambda c: c.str.contains(SINGLE, regex=False)).to_numpy().any()
+    return ([SINGLE_NOTE] if single else []) + [line for line in lines if line]
+
+
+def join_caption(sentence: str, notes) -> str:
+    return "\n".join([sentence, *notes])
+
+
+def split_caption(caption: str) -> tuple[str, list[str]]:
+    """(the caption sentence, its footnote lines)."""
+    first, *rest = caption.split("\n")
+    return first, [r for r in rest if r.strip()]
+
+
+def load_clip_eval(files) -> dict[str, dict]:
+    """{dataset: model.eval.json record} from ``<run>/<dataset>/clip/model.eval.json`` files (the
+    dataset is the folder above ``clip``)."""
+    out = {}
+    for f in map(Path, files or []):
+        if not f.is_file():
+            raise FileNotFoundError(f"CLIP evaluation file not found: {f}")
+        out[f.parent.parent.name] = json.loads(f.read_text())
+    return out
 
 
 def main_rows(df: pd.DataFrame, dataset: str, spec: dict) -> pd.DataFrame:
@@ -113,7 +236,9 @@ def row_label(r, spec: dict, K: dict) -> str:
     return name + ("" if r["variant"] == "main" else f" /{r['variant']}")
 
 
-def main_table(df: pd.DataFrame, dataset: str, spec: dict) -> tuple[pd.DataFrame, str]:
+def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tuple[pd.DataFrame, str]:
+    """The main table of ``dataset`` and its caption (sentence + footnotes, newline-joined);
+    ``clip_eval``: the small CLIP's zero-shot accuracy (a float, or its model.eval.json record)."""
     rows = main_rows(df, dataset, spec)
     if rows[rows["method"] != FLOOR_METHOD].empty:
         raise ValueError(f"no rows for dataset {dataset!r} with variant {spec['main_variant']!r} in the tidy table")
@@ -123,9 +248,11 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict) -> tuple[pd.DataFrame
     order = {m: i for i, m in enumerate([FLOOR_METHOD, *NAMES])}
     summary = summary.sort_values(["method", "variant", "nfe"], key=lambda c: c.map(order).fillna(99) if c.name == "method"
                                   else c, kind="stable")
-    caption = (f"{dataset}: every arm × NFE. A value without ± had one replicate (one seed block of one training "
-               f"run). " + floor_sentence(df, dataset) + " " + provenance(rows))
-    return wide(summary).drop(columns=["method", "variant"]), caption
+    table = wide(summary).drop(columns=["method", "variant"])
+    tail = ", ".join(p for p in (floor_sentence(df, dataset), clip_eval_clause(clip_eval)) if p)
+    sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width over replicates "
+                f"({_block_text(rows)} of N = {_ns(rows)} images; count in the last column); {tail}.")
+    return table, join_caption(sentence, _notes(table, provenance(rows)))
 
 
 def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tuple[pd.DataFrame, str] | None:
@@ -138,41 +265,66 @@ def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tu
         return None
     arms_txt = (", ".join(f"{v} = trained with K={k}" for v, k in arms["variants"].items()) if claim == "C4"
                 else f"treatment {arms['treatment']} vs control {arms['control']}")
-    caption = f"{dataset}: ablation {claim} of {spec['method']} ({arms_txt}). " + provenance(rows) + " " + floor_sentence(df, dataset)
-    return wide(summarise(rows)), caption
+    table = wide(summarise(rows))
+    table["method"] = table["method"].map(name)
+    sentence = (f"{dataset}: ablation {claim} of {name(spec['method'])} ({arms_txt}), mean ± 95% t-interval half-width "
+                f"over replicates ({_block_text(rows)} of N = {_ns(rows)} images); {floor_sentence(df, dataset)}.")
+    return table, join_caption(sentence, _notes(table, provenance(rows)))
 
 
 # ---- renderers --------------------------------------------------------------------------
 def to_markdown(table: pd.DataFrame, caption: str) -> str:
+    """The table, then its caption sentence in italics, then each footnote line."""
     head = "| " + " | ".join(table.columns) + " |\n|" + "|".join("---" for _ in table.columns) + "|\n"
     body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
-    return head + body + f"\n*{caption}*\n"
+    sentence, notes = split_caption(caption)
+    return head + body + f"\n*{sentence}*\n" + "".join(f"\n{n}\n" for n in notes)
 
 
-def _tex(s: str) -> str:
-    s = str(s)
-    for a, b in [("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"), ("×", r"$\times$"),
-                 ("·", r"$\cdot$"), ("–", "--"), ("²", r"$^2$")]:
-        s = s.replace(a, b)
-    return s
+# characters of the captions and cells → LaTeX (text mode; \ensuremath so adjacent symbols never form $$)
+_TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"\ensuremath{\pm}", "↓": r"\ensuremath{\downarrow}",
+        "↑": r"\ensuremath{\uparrow}", "×": r"\ensuremath{\times}", "·": r"\ensuremath{\cdot}", "–": "--", "—": "---",
+        "²": r"\ensuremath{^2}", "¹": r"\ensuremath{^1}", "₀": r"\ensuremath{_0}", "η": r"\ensuremath{\eta}",
+        "ε": r"\ensuremath{\varepsilon}", "β": r"\ensuremath{\beta}", "σ": r"\ensuremath{\sigma}", "‖": r"\ensuremath{\|}",
+        "→": r"\ensuremath{\to}", "≤": r"\ensuremath{\le}", "≥": r"\ensuremath{\ge}", "−": "-", "’": "'"}
+
+
+def _tex(s) -> str:
+    """Escape a cell or caption for LaTeX; the result is plain ASCII (pdflatex-safe)."""
+    s, out, i = str(s), [], 0
+    while i < len(s):
+        c = s[i]
+        if i + 1 < len(s) and s[i + 1] == "\u0302":  # combining circumflex: x̂
+            out.append(rf"\ensuremath{{\hat{{{c}}}}}")
+            i += 2
+            continue
+        t = _TEX.get(c, c)
+        out.append(t if t.isascii() else "?")
+        i += 1
+    return "".join(out)
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table environment (needs \\usepackage{booktabs})."""
+    """A booktabs table environment (needs \\usepackage{booktabs}); the caption sentence in
+    \\caption, the footnote lines in small type under the tabular."""
     cols = "l" * len(ROW_KEYS[:2]) + "r" * (len(table.columns) - 2)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(caption)}}}", rf"\label{{{label}}}",
+    sentence, notes = split_caption(caption)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(sentence)}}}", rf"\label{{{label}}}",
              rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(_tex(c) for c in table.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize " + r" \\ ".join(_tex(n) for n in notes) + "}"]
+    lines += [r"\end{table}", ""]
     return "\n".join(lines)
 
 
 def health_table(df: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str]:
     t = health.table(health.checks(df, spec))
-    return t, ("Baseline health: each published ordering checked on the mean FID of each arm (main variant). "
-               "'missing' = the arms of the check were not sampled; a claim resting on a check that is not 'pass' "
-               "is not credible (e2ed2/report/health.py).")
+    return t, join_caption("Baseline health: each published ordering checked on the mean FID of each arm (main variant).",
+                           [("'missing' = the arms of the check were not sampled; a claim resting on a check that is "
+                             "not 'pass' is not credible (e2ed2/report/health.py).")])
 
 
 def sigma_error_table(diag: dict) -> tuple[pd.DataFrame, str] | None:
@@ -189,20 +341,23 @@ def sigma_error_table(diag: dict) -> tuple[pd.DataFrame, str] | None:
         wide_t[c] = wide_t[c].map(lambda v: f"{v:.3g}")
     wide_t["sigma"] = wide_t["sigma"].map(lambda v: f"{v:.3g}")
     n = int(t["n"].max())
-    return wide_t, (f"Denoising error per noise level on {n} held-out images (one fixed noise draw): x̂₀-MSE = "
-                    f"mean ‖D(x₀ + σn, σ) − x₀‖², ε-MSE = x̂₀-MSE/σ², for the EMA and online weights; the last column "
-                    f"is the x̂₀-MSE of predicting the per-pixel data mean (a denoiser worse than it at large σ "
-                    f"ignores its input badly). python -m e2ed2.diagnose sigma-error.")
+    return wide_t, join_caption(
+        f"Denoising error per noise level σ of each teacher on N = {n} held-out images (one fixed noise draw), EMA and "
+        f"online weights.",
+        [("x̂₀-MSE = mean ‖D(x₀ + σn, σ) − x₀‖², ε-MSE = x̂₀-MSE/σ²; the last column is the x̂₀-MSE of predicting the "
+          "per-pixel data mean (a denoiser worse than it at large σ ignores its input). python -m e2ed2.diagnose sigma-error.")])
 
 
-def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None) -> list[Path]:
+def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None,
+                 clip_eval: dict | None = None) -> list[Path]:
     """Every table for every dataset, the health checks and the diagnostics, as <name>.csv, .md
-    and .tex; returns the written paths."""
+    and .tex; returns the written paths. ``clip_eval``: {dataset: zero-shot accuracy (float) or
+    the small CLIP's model.eval.json record (see load_clip_eval)}, shown in the main captions."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {}
     for dataset in sorted(df["dataset"].unique()):
-        tables[f"main_{dataset}"] = main_table(df, dataset, spec)
+        tables[f"main_{dataset}"] = main_table(df, dataset, spec, (clip_eval or {}).get(dataset))
         for claim in ABLATION_CLAIMS:
             t = ablation_table(df, dataset, spec, claim)
             if t is not None:
@@ -212,9 +367,9 @@ def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None
     if sigma is not None:
         tables["sigma_error"] = sigma
     written = []
-    for name, (table, caption) in tables.items():
-        write_text(out / f"{name}.csv", table.to_csv(index=False))
-        write_text(out / f"{name}.md", to_markdown(table, caption))
-        write_text(out / f"{name}.tex", to_latex(table, caption, f"tab:{name}"))
-        written += [out / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    for name_, (table, caption) in tables.items():
+        write_text(out / f"{name_}.csv", table.to_csv(index=False))
+        write_text(out / f"{name_}.md", to_markdown(table, caption))
+        write_text(out / f"{name_}.tex", to_latex(table, caption, f"tab:{name_}"))
+        written += [out / f"{name_}.{ext}" for ext in ("csv", "md", "tex")]
     return written

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
 from e2ed2.config import deep_merge
-from e2ed2.plan import DEFAULT_CONFIG, Plan, load_yaml, resolve_config
+from e2ed2.plan import DEFAULT_CONFIG, Plan, load_yaml, resolve_config, validate_config
 
 # ---- the config: --configfile files and --config values over the default -------------------
 _overrides = {}

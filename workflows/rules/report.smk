@@ -63,6 +63,11 @@ rule report_tables:
         table=f"{R}/report/table.csv",
         spec=f"{R}/report/claims_spec.json",
         diagnostics=diagnostics_files("sigma_error"),
+        clip_eval=(
+            []
+            if CLIP.get("pretrained")
+            else [f"{R}/{d}/clip/model.eval.json" for d in PLAN.datasets()]
+        ),
     output:
         tables=report(
             directory(f"{R}/report/tables"),
@@ -78,7 +83,8 @@ rule report_tables:
         "../envs/e2ed2.yaml"
     shell:
         "python -m e2ed2.report tables --table {input.table} --spec {input.spec}"
-        " --diagnostics {input.diagnostics} --out {output.tables} > {log} 2>&1"
+        " --diagnostics {input.diagnostics} --clip-eval {input.clip_eval}"
+        " --out {output.tables} > {log} 2>&1"
 
 
 # FID/CLIP vs NFE and wall-clock, learning curves, per-σ error, ablations, sample grids
