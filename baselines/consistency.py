@@ -93,7 +93,8 @@ class ConsistencyMethod(Method):
         ladder = s.discretisation(steps + 1).flip(0)
         return torch.cat([ladder[:steps], ladder.new_zeros(1)])
 
-    def sample(self, z, cond=None, steps: int = 1, *, sampler=None, net=None, generator=None, guidance=1.0, denoiser=None):
+    def sample(self, z, cond=None, steps: int = 1, *, sampler=None, net=None, generator=None, guidance=1.0,
+               denoiser=None):
         if (sampler or self.default_sampler) != "consistency":
             return super().sample(z, cond, steps, sampler=sampler, net=net, generator=generator, guidance=guidance,
                                   denoiser=denoiser)
@@ -160,7 +161,8 @@ class ConsistencyDistillation(ConsistencyMethod):
 class CTConfig(ConsistencyConfig):
     schedule: Literal["linear", "cosine", "edm"] = knob("edm", doc="σ ∈ [0.002, 80] as in (i)CT")
     precond: Literal["eps", "v", "x0", "edm"] = knob("edm", doc="c_in, c_noise of EDM under the boundary scalings")
-    recipe: Literal["ict", "ct"] = knob("ict", doc="improved CT (Song & Dhariwal 2023) or the original (Song et al. 2023)")
+    recipe: Literal["ict", "ct"] = knob("ict",
+                                        doc="improved CT (Song & Dhariwal 2023) or the original (Song et al. 2023)")
     distance: Literal["l2", "l1", "pseudo_huber"] = knob("pseudo_huber", doc="d(·,·) of the consistency loss")
     s0: int = knob(10, min=2, doc="initial grid size of the curriculum")
     s1: int = knob(1280, min=2, doc="final grid size of the curriculum")

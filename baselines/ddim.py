@@ -20,7 +20,7 @@ class DDIM(Method):
     trainable = False
 
     @classmethod
-    def of(cls, model: Method) -> "DDIM":
+    def of(cls, model: Method) -> DDIM:
         """``model`` (any diffusion Method) as DDIM: same config, same weights, sampler 'ddim'."""
         ddim = cls(model.cfg, model.net.config)
         ddim.net.load_state_dict(model.net.state_dict())

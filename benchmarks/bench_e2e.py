@@ -14,9 +14,9 @@ writing 5 to /proc/self/clear_refs (Linux ≥ 4.0), and glibc is told to return 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
-import gc
 import subprocess
 import sys
 import time
@@ -69,7 +69,8 @@ def worker(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ks", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after 1 warm-up)")
     p.add_argument("--batch-size", type=int, default=32)

@@ -51,16 +51,19 @@ def main(argv=None) -> int:
     dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     layers = inception.load_torchscript_layers(inception.locate())
-    nets = {"torchscript": inception.TorchScriptFID(layers), "torchscript-channels-last": inception.TorchScriptFID(layers, True),
+    nets = {"torchscript": inception.TorchScriptFID(layers),
+            "torchscript-channels-last": inception.TorchScriptFID(layers, True),
             "fast (folded BN, fused 1x1, channels-last)": inception.InceptionFID(layers)}
     if args.device == "cpu":
-        nets[f"fast + {args.threads} single-thread workers"] = inception.CoreParallel(inception.InceptionFID(layers), args.threads)
+        nets[f"fast + {args.threads} single-thread workers"] = inception.CoreParallel(inception.InceptionFID(layers),
+                                                                                      args.threads)
     nets = {k: v.to(dev) for k, v in nets.items()}
     x = (torch.rand(args.batch_size, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255).to(dev)
-    rows = {"threads": args.threads, "device": str(dev), "batch_size": args.batch_size, "load_avg": os.getloadavg(), "network": {}}
+    rows = {"threads": args.threads, "device": str(dev), "batch_size": args.batch_size, "load_avg": os.getloadavg(),
+            "network": {}}
     with torch.inference_mode():
         for name, net in nets.items():
-            rate = best_rate(lambda: net(x), args.batch_size, args.repeats)
+            rate = best_rate(lambda net=net: net(x), args.batch_size, args.repeats)
             rows["network"][name] = {"images_per_s": rate, "fraction_of_ceiling": rate / CEILING}
     # Full backend paths (resize + network) on real mnist5k held-out digits, before/after.
     images = common.to_rgb(load_dataset("mnist5k").subset("heldout").images[: args.n])[0]
@@ -69,7 +72,8 @@ def main(argv=None) -> int:
         for fast in (False, True):
             key = f"{backend} {'fast' if fast else 'torchscript'}"
             with torch.inference_mode():
-                t = _timed(lambda: feats.__setitem__(key, backends.features(backend, images, batch_size=args.batch_size, fast=fast, device=dev)))
+                t = _timed(lambda key=key, backend=backend, fast=fast: feats.__setitem__(
+                    key, backends.features(backend, images, batch_size=args.batch_size, fast=fast, device=dev)))
             rows["backends"][key] = {"images_per_s": args.n / t, "fraction_of_ceiling": args.n / t / CEILING}
         half = args.n // 2
         fid = {}

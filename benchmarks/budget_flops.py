@@ -11,7 +11,6 @@ forward + backward ≈ 3 forwards) and convert to hours at an assumed sustained 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
@@ -110,7 +109,8 @@ def main(argv=None) -> int:
         print(f"\n{name}\n| stage | PFLOP | GPU-h at MFU {MFU:.0%} | GPU-h at MFU 10% |\n|---|---|---|---|")
         for stage, ef, h30, h10 in rows:
             print(f"| {stage} | {ef * 1e3:,.0f} | {h30:.1f} | {h10:.1f} |")
-        print(f"| total | {sum(r[1] for r in rows) * 1e3:,.0f} | {sum(r[2] for r in rows):.1f} | {sum(r[3] for r in rows):.1f} |")
+        print(f"| total | {sum(r[1] for r in rows) * 1e3:,.0f} | {sum(r[2] for r in rows):.1f} "
+              f"| {sum(r[3] for r in rows):.1f} |")
     if args.out:
         from e2ed2.atomic import write_json
 
@@ -141,7 +141,8 @@ def budgets(g: dict) -> dict:
     """The two paper-scale configs (step counts and sampling plan as in workflows/config)."""
     # cifar10: DDPM 200k, CD 50k, CT 200k, six E2ED² variants of 20k at batch 128; LPIPS-alex at 64²;
     # sampling 10k images per set (3 seed blocks for the main sets); Inception features for metrics
-    cifar_sets = ([("ddpm", 10_000, 1000), ("ddpm", 10_000, 100)] + [("ddim", 30_000, k) for k in (1, 2, 4, 10, 50, 100)]
+    cifar_sets = ([("ddpm", 10_000, 1000), ("ddpm", 10_000, 100)]
+                  + [("ddim", 30_000, k) for k in (1, 2, 4, 10, 50, 100)]
                   + [(m, 30_000, k) for m in ("cd", "ct", "e2ed2") for k in (1, 2, 4)]
                   + [(m, 10_000, k) for m in ("k1", "k4") for k in (1, 2, 4)] + [(m, 10_000, 2) for m in range(3)])
     cifar = stage_rows(g, "unet_cifar10", 128, {"ddpm": 200_000, "cd": 50_000, "ct": 200_000, "e2ed2": 20_000},

@@ -93,7 +93,8 @@ def train_stage(run: Runner, w: Path) -> dict:
     for d in sorted((w / "train").iterdir()):
         if (d / "stats.jsonl").is_file():
             out["train"][d.name] = last_stats(d)
-    out["timing"] = {str(p.parent.relative_to(w)): json.loads(p.read_text()) for p in (w / "samples").rglob("timing.json")}
+    out["timing"] = {str(p.parent.relative_to(w)): json.loads(p.read_text())
+                     for p in (w / "samples").rglob("timing.json")}
     return out
 
 

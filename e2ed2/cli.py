@@ -36,7 +36,8 @@ RUN_ERRORS = (RunFailed, RunLockedError)
 
 def parser(module: str, description: str, **kwargs) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=f"python -m {module}", description=description,
-                                   formatter_class=kwargs.pop("formatter_class", argparse.ArgumentDefaultsHelpFormatter),
+                                   formatter_class=kwargs.pop("formatter_class",
+                                                              argparse.ArgumentDefaultsHelpFormatter),
                                    **kwargs)
 
 

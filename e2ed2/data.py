@@ -72,7 +72,7 @@ class ImageDataset:
     def channels(self) -> int:
         return int(self.images.shape[1])
 
-    def subset(self, split: str) -> "ImageDataset":
+    def subset(self, split: str) -> ImageDataset:
         if split == "all":
             return self
         if split not in SPLITS:
@@ -155,7 +155,8 @@ def as_nchw(images: np.ndarray, where: str) -> tuple[np.ndarray, str | None]:
     if images.ndim == 3:
         return images[:, None], f"images N×H×W {images.shape} read as grey N×1×H×W"
     if images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), f"images N×H×W×C {images.shape} transposed to N×C×H×W"
+        return (np.ascontiguousarray(images.transpose(0, 3, 1, 2)),
+                f"images N×H×W×C {images.shape} transposed to N×C×H×W")
     return images, None
 
 
@@ -191,7 +192,8 @@ def load_npz(path: str | os.PathLike) -> ImageDataset:
     return ds
 
 
-def load_image_folder(folder: str | os.PathLike, captions_file: str | os.PathLike | None = None, resolution: int | None = None) -> ImageDataset:
+def load_image_folder(folder: str | os.PathLike, captions_file: str | os.PathLike | None = None,
+                      resolution: int | None = None) -> ImageDataset:
     """Images in a folder plus an optional captions file (JSON {filename: caption} or TSV lines).
 
     Images are converted to RGB (or kept grayscale when all are 'L'), center-cropped to square
@@ -272,7 +274,8 @@ def load_dataset(spec: str | os.PathLike) -> ImageDataset:
     if Path(spec).is_dir():
         caps = next((Path(spec) / n for n in ("captions.json", "captions.tsv") if (Path(spec) / n).is_file()), None)
         return load_image_folder(spec, caps)
-    raise FileNotFoundError(f"dataset {spec!r}: not a built-in name ({sorted(BUILTIN)}), an existing .npz, or an image folder")
+    raise FileNotFoundError(f"dataset {spec!r}: not a built-in name ({sorted(BUILTIN)}), an existing .npz, "
+                            f"or an image folder")
 
 
 def to_model_range(images_uint8) -> torch.Tensor:

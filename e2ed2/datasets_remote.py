@@ -178,7 +178,8 @@ def build_coco(val_images, val_captions, resolution: int = 256, n: int = 30_000,
         split.append(np.full(len(pairs), part, np.uint8))
         record += [{**p, "split": int(part)} for p in pairs]
     labels = np.full(len(captions), -1, np.int64)
-    return ImageDataset(np.concatenate(images), np.array(captions, dtype=str), labels, np.concatenate(split), "coco30k"), record
+    return (ImageDataset(np.concatenate(images), np.array(captions, dtype=str), labels, np.concatenate(split),
+                         "coco30k"), record)
 
 
 def save_reference_folder(data: ImageDataset, folder: str | os.PathLike) -> Path:

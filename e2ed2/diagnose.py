@@ -114,7 +114,8 @@ def build_parser():
     p = cli.parser("e2ed2.diagnose", "Teacher diagnostics: per-σ denoising error and FID learning curves per sampler.")
     sub = p.add_subparsers(dest="cmd", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    s = sub.add_parser("sigma-error", formatter_class=fmt, help="x̂₀- and ε-MSE per σ on held-out images (EMA and online)")
+    s = sub.add_parser("sigma-error", formatter_class=fmt,
+                       help="x̂₀- and ε-MSE per σ on held-out images (EMA and online)")
     s.add_argument("--ckpt", required=True, help="checkpoint (final.pt)")
     s.add_argument("--data", required=True, help="dataset whose held-out split is denoised")
     s.add_argument("--n", type=int, default=200, help="held-out images")

@@ -38,7 +38,8 @@ class DistInfo:
 def env_info() -> DistInfo:
     """Rank layout from the torchrun environment (one rank when the variables are absent)."""
     try:
-        return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                        int(os.environ.get("LOCAL_RANK", 0)))
     except ValueError as e:
         raise ValueError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers (set by torchrun): {e}") from e
 

@@ -39,7 +39,8 @@ class E2ED2Config(DiffusionConfig):
     sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="the chain trained through; sample() defaults to it")
     init: Literal["teacher", "scratch"] = knob("teacher", doc="start from the teacher's weights or at random")
     teacher: str | None = knob(None, doc="teacher checkpoint (init: teacher, pairing: teacher)")
-    pairing: Literal["data", "teacher"] = knob("data", doc="target: the data paired with c, or the teacher's ODE sample from z")
+    pairing: Literal["data", "teacher"] = knob("data",
+                                               doc="target: the data paired with c, or the teacher's ODE sample from z")
     teacher_steps: int = knob(25, min=1, doc="pairing teacher: the teacher's sampler steps")
     teacher_sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="pairing teacher: the teacher's sampler")
     start: Literal["pure", "leaky"] = knob("pure", doc="x_T = prior·z, or x₀ + σ_max·z (leakage ablation)")

@@ -25,7 +25,7 @@ import torch
 
 from . import assets, cli
 from .atomic import atomic_write
-from .data import ImageDataset, SPLITS, load_dataset, to_model_range
+from .data import SPLITS, ImageDataset, load_dataset, to_model_range
 
 
 def load_vae(spec: str, subfolder: str | None = None, device="cpu", dtype=torch.float32):
@@ -171,7 +171,8 @@ def main(argv=None) -> int:
     meta = {"vae": args.vae, "subfolder": args.subfolder, "scaling_factor": scale, "shift_factor": shift,
             "mode": args.mode, "seed": args.seed, "dataset": str(args.data), "dtype": args.dtype}
     save_latents(args.out, latents, data, meta)
-    print(json.dumps({"out": args.out, "shape": list(latents.shape), "std": float(latents.astype(np.float32).std()), **meta}))
+    print(json.dumps({"out": args.out, "shape": list(latents.shape), "std": float(latents.astype(np.float32).std()),
+                      **meta}))
     return 0
 
 

@@ -41,7 +41,8 @@ class DiffusionConfig:
     student must agree on it (``TEACHER_KEYS``). See ``e2ed2.schedules.Schedule`` and
     ``e2ed2.precond`` for what each knob means."""
 
-    schedule: Literal["linear", "cosine", "edm"] = knob("linear", doc="VP table (linear/cosine β) or EDM's continuous σ")
+    schedule: Literal["linear", "cosine", "edm"] = knob("linear",
+                                                        doc="VP table (linear/cosine β) or EDM's continuous σ")
     T: int = knob(1000, min=2, doc="VP: number of discrete timesteps")
     zero_snr: bool = knob(False, doc="VP: rescale to ᾱ_T = 0 (Lin et al. 2024)")
     sigma_min: float = knob(0.002, gt=0, doc="edm: smallest σ")
@@ -102,7 +103,7 @@ class Method(nn.Module):
         """Whether ``loss`` needs the frozen teacher (distillation targets)."""
         return False
 
-    def init_from(self, teacher: "Method") -> None:
+    def init_from(self, teacher: Method) -> None:
         """Start from the teacher's (EMA) weights; the builder has checked the configs agree."""
         self.net.load_state_dict(teacher.net.state_dict())
 

@@ -14,8 +14,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -33,7 +33,7 @@ class UNetConfig:
     text_layers: int = 1
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "UNetConfig":
+    def from_dict(cls, d: dict | None) -> UNetConfig:
         d = dict(d or {})
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
@@ -140,7 +140,8 @@ class UNet(nn.Module):
                 self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
                 skips.append(c)
                 res //= 2
-        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, cfg.dropout), Attention(c), ResBlock(c, c, emb_dim, cfg.dropout)])
+        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, cfg.dropout), Attention(c),
+                                  ResBlock(c, c, emb_dim, cfg.dropout)])
 
         # decoder: num_res_blocks + 1 per level, each consuming one skip; upsample between
         self.up = nn.ModuleList()
@@ -152,7 +153,8 @@ class UNet(nn.Module):
                     block.append(Attention(c))
                 self.up.append(block)
             if level != 0:
-                self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]))
+                self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"),
+                                              nn.Conv2d(c, c, 3, padding=1)]))
                 res *= 2
         self.norm_out, self.conv_out = _norm(c), nn.Conv2d(c, cfg.image_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight), nn.init.zeros_(self.conv_out.bias)

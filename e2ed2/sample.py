@@ -80,8 +80,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         if bad.any():
             first = [seeds[lo + int(i)] for i in bad.nonzero().flatten()[:5]]
             raise NonFiniteSamplesError(
-                f"{method.name} with {sampler or method.default_sampler}-{steps} (guidance {guidance}) produced NaN/inf "
-                f"for {int(bad.sum())} of {hi - lo} images (seeds {first}...); nothing was written")
+                f"{method.name} with {sampler or method.default_sampler}-{steps} (guidance {guidance}) produced "
+                f"NaN/inf for {int(bad.sum())} of {hi - lo} images (seeds {first}...); nothing was written")
         return x
 
     if warmup:  # first call pays allocation / kernel selection; not timed
@@ -91,7 +91,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         torch.cuda.synchronize(), torch.cuda.reset_peak_memory_stats()
     out, t0 = [], time.perf_counter()
     starts = range(0, len(seeds), batch_size)
-    for lo in cli.progress(starts, f"sample {method.name} {sampler or method.default_sampler}-{steps}") if progress else starts:
+    for lo in (cli.progress(starts, f"sample {method.name} {sampler or method.default_sampler}-{steps}")
+               if progress else starts):
         out.append(to_uint8(run(lo, lo + batch_size)))
         calls += 1
     if device.type == "cuda":
@@ -102,7 +103,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         "nfe": counter.nfe // calls, "steps": steps, "sampler": sampler or method.default_sampler,
         "n": len(seeds), "seconds": seconds, "ms_per_image": 1000 * seconds / len(seeds),
         "images_per_s": len(seeds) / seconds, "batch_size": batch_size, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
         "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(), "guidance": guidance,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "warmup_excluded": warmup, "decoded_latents": decode is not None,
@@ -146,11 +148,13 @@ def build_parser():
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, required=True, help="sampler steps (the method's own σ ladder)")
     p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS), help="sampler (default: the method's own)")
-    p.add_argument("--seeds", default="0-63", help="seeds: ranges and lists, e.g. 0-499 or 0-9,20-29; image i uses seed i")
+    p.add_argument("--seeds", default="0-63",
+                   help="seeds: ranges and lists, e.g. 0-499 or 0-9,20-29; image i uses seed i")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (does not change the images)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--data", default=None, help="dataset for captions (default: the checkpoint's)")
-    p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"], help="split the captions come from")
+    p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"],
+                   help="split the captions come from")
     p.add_argument("--no-ema", action="store_true", help="use the online weights instead of EMA")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

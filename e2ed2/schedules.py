@@ -131,7 +131,7 @@ class Schedule:
     P_std: float = 1.2
 
     @classmethod
-    def vp(cls, T: int, kind: str = "linear", zero_snr: bool = False) -> "Schedule":
+    def vp(cls, T: int, kind: str = "linear", zero_snr: bool = False) -> Schedule:
         table = ddpm_sigmas(T, kind, zero_snr)
         return cls("vp", table, float(table[0]), float(table[-1]))
 

@@ -67,7 +67,7 @@ class TrainConfig:
     compile: bool = knob(False, doc="torch.compile the network's forward")
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
+    def from_dict(cls, d: dict | None) -> TrainConfig:
         return parse(cls, d, "train")
 
 
@@ -298,7 +298,8 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
         _prepare_folder(trainer, out, on_mismatch, info)
         if info.is_main:
             write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
-                "train": as_dict(tc), "method": trainer.method.config_dict(), "net": trainer.method.net.config.to_dict(),
+                "train": as_dict(tc), "method": trainer.method.config_dict(),
+                "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
             runs.truncate_log(out / "stats.jsonl", trainer.step_idx)
         return _loop(trainer, out, tc, info, progress, stop_after, should_stop)
@@ -327,7 +328,8 @@ def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, progress: bool, st
             s = trainer.step_idx
             if log and (s % tc.log_every == 0 or s == end):
                 now = time.perf_counter()
-                rec = {"step": s, **stats, "sec_per_step": (now - t_last) / steps_since, "images_seen": s * tc.batch_size}
+                rec = {"step": s, **stats, "sec_per_step": (now - t_last) / steps_since,
+                       "images_seen": s * tc.batch_size}
                 log.write(json.dumps(rec) + "\n")  # one whole line per write, flushed at once
                 log.flush()
                 t_last, steps_since = now, 0
@@ -381,8 +383,8 @@ def main(argv=None) -> int:
     registry.validate_run_config(config)
     should_stop = (lambda: cli.process_gone(args.watch_pid)) if args.watch_pid else None
     try:
-        final = train(config, args.out, progress=not args.no_progress, on_mismatch="restart" if args.restart else "error",
-                      should_stop=should_stop)
+        final = train(config, args.out, progress=not args.no_progress,
+                      on_mismatch="restart" if args.restart else "error", should_stop=should_stop)
     except NonFiniteLossError as e:
         latest = Path(args.out) / "latest.pt"
         kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written before it"

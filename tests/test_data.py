@@ -84,7 +84,8 @@ def test_digits_is_the_uci_set_at_8px_with_a_stratified_split():
     ds = data.digits()
     assert ds.images.shape == (1797, 1, 8, 8) and ds.images.max() == 255 and ds.images.min() == 0
     held = ds.split == data.HELDOUT
-    assert held.sum() == 539 and all(abs(held[ds.labels == c].sum() - 0.3 * (ds.labels == c).sum()) <= 1 for c in range(10))
+    assert held.sum() == 539
+    assert all(abs(held[ds.labels == c].sum() - 0.3 * (ds.labels == c).sum()) <= 1 for c in range(10))
     assert set(np.unique(ds.images)) <= {round(v * 255 / 16) for v in range(17)}  # the 17 grey levels
 
 

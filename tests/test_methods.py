@@ -186,7 +186,8 @@ def test_e2ed2_adversarial_phases_are_separate(tiny_path):
 
 def test_e2ed2_teacher_init_and_pairing(tiny_path, teacher):
     t, _ = load_method(teacher)
-    m, frozen = build_training(run_config(tiny_path, "e2ed2", teacher=teacher, pairing="teacher", teacher_steps=4, **EDM))
+    m, frozen = build_training(run_config(tiny_path, "e2ed2", teacher=teacher, pairing="teacher", teacher_steps=4,
+                                          **EDM))
     assert all(torch.equal(a, b) for a, b in zip(m.net.state_dict().values(), t.net.state_dict().values()))
     assert frozen is not None and not any(p.requires_grad for p in frozen.parameters())
     loss = m.loss(batch(), torch.Generator().manual_seed(0), teacher=frozen)

@@ -16,7 +16,6 @@ from e2ed2.metrics import backends, common, fid, frechet, inception
 
 from .conftest import make_tiny_dataset
 
-
 # --- Fréchet distance ---------------------------------------------------------------------------
 
 def test_frechet_closed_form_diagonal():
@@ -187,12 +186,13 @@ def test_ref_calc_floor_cli(tmp_path):
     ds = make_tiny_dataset(data, n=40, res=16, seed=1)  # 30 train / 10 held-out
     ref = tmp_path / fid.ref_filename(str(data), "heldout", 16, "torch-fidelity", 10)
     assert ref.name == "blobs-heldout-16px-torchfidelity-tf-bilinear-n10.npz"
-    assert fid.main(["ref", "--data", str(data), "--split", "heldout", "--backend", "torch-fidelity", "--out", str(ref)]) == 0
+    assert fid.main(["ref", "--data", str(data), "--split", "heldout", "--backend", "torch-fidelity",
+                     "--out", str(ref)]) == 0
     samples = tmp_path / "samples"
     imgs = ds.images[:10]
     save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10], {})
-    timing = {"nfe": 4, "ms_per_image": 2.5, "images_per_s": 400.0, "batch_size": 10, "device": "cpu", "dtype": "float32",
-              "peak_memory_mb": None}
+    timing = {"nfe": 4, "ms_per_image": 2.5, "images_per_s": 400.0, "batch_size": 10, "device": "cpu",
+              "dtype": "float32", "peak_memory_mb": None}
     (samples / "timing.json").write_text(json.dumps(timing))
     out = tmp_path / "fid.json"
     cache = tmp_path / "feats.npz"
@@ -209,7 +209,8 @@ def test_ref_calc_floor_cli(tmp_path):
     assert rec["implementation"].startswith("eager")  # the rebuilt network on CPU, recorded
     # the saved features, seeds and paired-bootstrap FIDs; the first replicate-free FID agrees
     with np.load(cache) as z:
-        assert z["features"].shape == (10, 2048) and list(z["seeds"]) == list(range(10)) and z["fid_boot"].shape == (1000,)
+        assert z["features"].shape == (10, 2048) and list(z["seeds"]) == list(range(10))
+        assert z["fid_boot"].shape == (1000,)
     # a second call gives the same numbers (deterministic)
     assert fid.main(argv) == 0
     assert json.loads(out.read_text())["results"] == rec["results"]
@@ -226,7 +227,8 @@ def test_sets_a_reference_cannot_score_are_refused(tmp_path):
     assert fid.main(["ref", "--data", str(data), "--split", "heldout", "--out", str(ref)]) == 0
     from e2ed2.sample import save_samples
 
-    for name, images in (("few", ds.images[:3]), ("small", ds.images[:10, :, :8, :8]), ("rgb", np.repeat(ds.images[:10], 3, 1))):
+    for name, images in (("few", ds.images[:3]), ("small", ds.images[:10, :, :8, :8]),
+                         ("rgb", np.repeat(ds.images[:10], 3, 1))):
         save_samples(tmp_path / name / "samples.npz", images, list(range(len(images))), ds.captions[:len(images)],
                      ds.labels[:len(images)], {})
         (tmp_path / name / "timing.json").write_text("{}")
@@ -237,7 +239,8 @@ def test_sets_a_reference_cannot_score_are_refused(tmp_path):
     with pytest.raises(ValueError, match="images are 3×16×16"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "rgb"), "--out", str(tmp_path / "x.json")])
     (tmp_path / "few" / "timing.json").write_text(json.dumps({"data": "other.npz"}))
-    save_samples(tmp_path / "few" / "samples.npz", ds.images[:10], list(range(10)), ds.captions[:10], ds.labels[:10], {})
+    save_samples(tmp_path / "few" / "samples.npz", ds.images[:10], list(range(10)), ds.captions[:10], ds.labels[:10],
+                 {})
     with pytest.raises(ValueError, match="drawn for dataset 'other.npz'"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()

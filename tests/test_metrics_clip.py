@@ -34,7 +34,8 @@ def trained(tmp_path_factory):
     make_tiny_dataset(data, n=120, res=8, seed=0)
     torch.set_num_threads(2)
     ckpt = folder / "clip.pt"
-    assert train_clip.main(["--data", str(data), "--steps", "80", "--batch-size", "32", "--lr", "3e-3", "--out", str(ckpt)]) == 0
+    assert train_clip.main(["--data", str(data), "--steps", "80", "--batch-size", "32", "--lr", "3e-3",
+                            "--out", str(ckpt)]) == 0
     torch.set_num_threads(1)
     return data, ckpt
 
@@ -58,7 +59,8 @@ def test_trained_clip_separates_matching_from_shuffled(trained):
 def test_clip_cli_ref_calc(trained, tmp_path):
     data, ckpt = trained
     ref = tmp_path / "clipref.npz"
-    assert clip.main(["ref", "--clip", f"small:{ckpt}", "--data", str(data), "--split", "heldout", "--out", str(ref)]) == 0
+    assert clip.main(["ref", "--clip", f"small:{ckpt}", "--data", str(data), "--split", "heldout",
+                      "--out", str(ref)]) == 0
     out = tmp_path / "clip.json"
     assert clip.main(["calc", "--clip", f"small:{ckpt}", "--data", str(data), "--split", "train", "--n", "30",
                       "--ref", str(ref), "--out", str(out), "--label", "method=real"]) == 0

@@ -89,7 +89,8 @@ def test_consistency_boundary_condition():
         assert float(a) == pytest.approx(float(b), rel=1e-4)
 
 
-@pytest.mark.parametrize("precond_name, schedule", [("eps", "linear"), ("v", "linear"), ("x0", "cosine"), ("edm", "edm")])
+@pytest.mark.parametrize("precond_name, schedule",
+                         [("eps", "linear"), ("v", "linear"), ("x0", "cosine"), ("edm", "edm")])
 def test_denoising_loss_is_zero_for_the_exact_target(precond_name, schedule):
     """The loss of e2ed2.method.denoising_loss vanishes when F_θ outputs F_target, for every
     parameterisation: the loss, the denoiser and the target share one set of scalings."""

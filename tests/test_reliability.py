@@ -47,7 +47,8 @@ def test_cli_refuses_then_restarts_a_changed_config(tiny_data, tmp_path):
     assert cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--no-progress").returncode == 0
     old = weights(run / "final.pt")
     # the reproduction: the same folder, another parameterisation → refused, naming the key
-    proc = cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--set", "method.precond=v", "--no-progress")
+    proc = cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--set", "method.precond=v",
+               "--no-progress")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: ") and "method.precond: 'eps' → 'v'" in proc.stderr
     assert same(weights(run / "final.pt"), old)  # nothing was touched
@@ -123,7 +124,8 @@ def test_nan_guidance_writes_nothing(tiny_config, tmp_path):
     ckpt = train(tiny_config(steps=2), tmp_path / "run")
     for guidance in ("nan", "inf"):
         out = tmp_path / f"s-{guidance}"
-        proc = cli("e2ed2.sample", "--ckpt", ckpt, "--out", out, "--steps", "2", "--seeds", "0-3", "--guidance", guidance)
+        proc = cli("e2ed2.sample", "--ckpt", ckpt, "--out", out, "--steps", "2", "--seeds", "0-3",
+                   "--guidance", guidance)
         assert proc.returncode == 2 and proc.stderr.startswith("error: --guidance must be a finite number")
         assert not out.exists()
 
@@ -141,7 +143,8 @@ def test_non_finite_samples_are_refused(tiny_config, tmp_path):
 
 @pytest.mark.parametrize("override, key", [
     ("train.steps=-5", "train.steps"), ("train.steps=0", "train.steps"), ("train.batch_size=0", "train.batch_size"),
-    ("train.ckpt_every=0", "train.ckpt_every"), ("train.lr=fast", "train.lr"), ("method.precond=x", "method 'ddpm'.precond"),
+    ("train.ckpt_every=0", "train.ckpt_every"), ("train.lr=fast", "train.lr"),
+    ("method.precond=x", "method 'ddpm'.precond"),
     ("trian.steps=3", "unknown top-level key(s) ['trian']"),
 ])
 def test_bad_config_values_give_one_line_naming_the_key(override, key, tiny_data, tmp_path):

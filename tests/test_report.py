@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def synth(root, e2e_fid: float, datasets=("mnist5k",), ablation_gap: float = -5.
     controls ``ablation_gap`` away, a floor of 20."""
     for d in datasets:
         shared = np.random.default_rng(1).normal(0, 1, B)
-        w = lambda **kw: write_metric(root, dataset=d, block=0, shared=shared, **kw)  # noqa: E731
+        w = partial(write_metric, root, dataset=d, block=0, shared=shared)
         w(method="real", variant="main", sampler="", steps=0, values={"fid": 20.0, "recall": 0.9, "clip_score": 60})
         for steps in (1, 2, 4, 10, 50):
             w(method="ddim", variant="main", sampler="ddim", steps=steps,
@@ -112,7 +113,8 @@ def test_aggregate_round_trip(tmp_path):
 def test_aggregate_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="metrics folder"):
         aggregate.collect([tmp_path / "missing"])
-    p = write_metric(tmp_path, dataset="d", method="x", variant="main", sampler="s", steps=1, block=0, values={"fid": 1.0})
+    p = write_metric(tmp_path, dataset="d", method="x", variant="main", sampler="s", steps=1, block=0,
+                     values={"fid": 1.0})
     rec = json.loads(p.read_text())
     del rec["labels"]["method"]
     p.write_text(json.dumps(rec))
@@ -171,8 +173,9 @@ def test_health_checks_pass_and_fail_with_numbers(tmp_path):
                                                  "ct2_near_floor": "pass", "ddim_monotone": "pass"}
     df = pd.DataFrame([{"dataset": "d", "method": m, "variant": "main", "sampler": s, "steps": st, "nfe": st,
                         "metric": "fid", "value": f} for m, s, st, f in
-                       [("real", "", 0, 20), ("ddim", "ddim", 10, 200), ("ddim", "ddim", 50, 230), ("edm", "ddpm", 20, 60),
-                        ("edm", "ddpm", 100, 50), ("cd", "consistency", 2, 300), ("ct", "consistency", 2, 400)]])
+                       [("real", "", 0, 20), ("ddim", "ddim", 10, 200), ("ddim", "ddim", 50, 230),
+                        ("edm", "ddpm", 20, 60), ("edm", "ddpm", 100, 50), ("cd", "consistency", 2, 300),
+                        ("ct", "consistency", 2, 400)]])
     by_id = {c.id: c for c in health.checks(df, load_spec())}
     assert by_id["ddim50_vs_ancestral"].status == "fail" and "DDIM-50 230.0" in by_id["ddim50_vs_ancestral"].numbers
     assert by_id["cd2_vs_ddim10"].status == "fail" and by_id["ct2_near_floor"].status == "fail"
@@ -290,7 +293,8 @@ def test_cli_all_writes_everything(tmp_path, monkeypatch):
     spec.write_text(json.dumps(SPEC))
     train_dir = tmp_path / "run" / "mnist5k" / "train" / "edm" / "main" / "s0"
     train_dir.mkdir(parents=True)
-    train_dir.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": s, "loss_main": 1 / s}) + "\n" for s in range(1, 21)))
+    train_dir.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": s, "loss_main": 1 / s}) + "\n"
+                                                         for s in range(1, 21)))
     for m in ("ddim", "e2ed2"):
         for s in (1, 2, 4):
             write_samples(tmp_path / "run" / "mnist5k" / "samples", m, s)

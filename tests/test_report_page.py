@@ -20,8 +20,9 @@ from tests.test_report import SPEC, synth, write_samples
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)}); "
-                                                          "install it with `apt-get install -y chromium` to run this test")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)}); "
+                                "install it with `apt-get install -y chromium` to run this test")
 WIDTH, HEIGHT = 1400, 3000
 DATASETS = ("mnist5k", "digits")
 

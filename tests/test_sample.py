@@ -54,7 +54,8 @@ def test_schedules():
     assert len(s) == 5 and s[-1] == 0 and s[0] == train_s[-1]  # trailing: starts at t = T
     assert (s[:-1].diff() < 0).all()
     k = schedules.karras_sigmas(5, 0.002, 80.0)
-    assert torch.isclose(k[0], torch.tensor(80.0, dtype=torch.float64)) and torch.isclose(k[-2], torch.tensor(0.002, dtype=torch.float64))
+    assert torch.isclose(k[0], torch.tensor(80.0, dtype=torch.float64))
+    assert torch.isclose(k[-2], torch.tensor(0.002, dtype=torch.float64))
     cos = schedules.cosine_alpha_bars()
     assert (cos.diff() < 0).all() and 0 < cos[-1] < 1e-3
 
@@ -62,7 +63,8 @@ def test_schedules():
 def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):
     ckpt = train(tiny_config(steps=2), tmp_path / "run")
     out = tmp_path / "s"
-    assert sample_main(["--ckpt", str(ckpt), "--out", str(out), "--steps", "3", "--sampler", "heun", "--seeds", "0-9", "--batch-size", "4"]) == 0
+    assert sample_main(["--ckpt", str(ckpt), "--out", str(out), "--steps", "3", "--sampler", "heun", "--seeds", "0-9",
+                        "--batch-size", "4"]) == 0
     z = np.load(out / "samples.npz")
     assert z["images"].shape == (10, 1, 8, 8) and z["images"].dtype == np.uint8
     assert list(z["seeds"]) == list(range(10))

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from e2ed2 import samplers, schedules
-from e2ed2 import precond
+from e2ed2 import precond, samplers, schedules
 from e2ed2.denoiser import Denoiser
 from e2ed2.nets import UNet
 from e2ed2.noise import SeedNoise
@@ -62,7 +61,8 @@ def test_few_steps_are_not_exact():
     """Guard that the tolerance above can fail: 1 Euler step from σ=80 collapses to the mean."""
     g = torch.Generator().manual_seed(0)
     sigmas = schedules.karras_sigmas(1, 0.002, 80.0)
-    out = samplers.sample_euler(gaussian_denoiser, torch.randn(10_000, 1, generator=g, dtype=torch.float64) * 80, sigmas)
+    out = samplers.sample_euler(gaussian_denoiser, torch.randn(10_000, 1, generator=g, dtype=torch.float64) * 80,
+                                sigmas)
     assert abs(out.std().item() / S - 1) > 0.03
 
 
@@ -93,7 +93,8 @@ def test_ddim_eta1_is_ddpm_posterior():
 @pytest.mark.parametrize("name", sorted(samplers.SAMPLERS))
 def test_gradients_reach_network_through_every_sampler(name):
     torch.manual_seed(0)
-    net = UNet({"channels": 8, "channel_mult": [1, 2], "attn_resolutions": [], "resolution": 8, "text_dim": 16, "vocab_size": 64, "max_tokens": 8})
+    net = UNet({"channels": 8, "channel_mult": [1, 2], "attn_resolutions": [], "resolution": 8, "text_dim": 16,
+                "vocab_size": 64, "max_tokens": 8})
     # the UNet zero-inits its residual and output convs; perturb them so gradients reach every layer
     for p in net.parameters():
         if p.abs().sum() == 0:
@@ -110,7 +111,8 @@ def test_gradients_reach_network_through_every_sampler(name):
 
 def test_samplers_do_not_change_grad_mode():
     with torch.no_grad():
-        out = samplers.sample_euler(gaussian_denoiser, torch.randn(4, 1, requires_grad=True), schedules.karras_sigmas(3))
+        out = samplers.sample_euler(gaussian_denoiser, torch.randn(4, 1, requires_grad=True),
+                                    schedules.karras_sigmas(3))
     assert not out.requires_grad
     x = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)
     assert samplers.sample_euler(gaussian_denoiser, x, schedules.karras_sigmas(3)).requires_grad

@@ -102,7 +102,8 @@ def test_coco30k_draw_crop_resize_and_reference(tmp_path):
 
 def test_coco_train_pairs_and_errors(tmp_path):
     images_dir, captions = _write_mini_coco(tmp_path / "coco")
-    ds, _ = build_coco(images_dir, captions, 8, n=4, seed=0, train_images=images_dir, train_captions=captions, n_train=6)
+    ds, _ = build_coco(images_dir, captions, 8, n=4, seed=0, train_images=images_dir, train_captions=captions,
+                       n_train=6)
     assert list(ds.split) == [0] * 6 + [1] * 4
     with pytest.raises(ValueError, match="only 12 captioned images"):
         draw_pairs(captions, 13, 0)

@@ -9,20 +9,20 @@ import sys
 
 import numpy as np
 import pytest
-
-from e2ed2.runs import RunMismatchError
 import torch
 
 from e2ed2 import distributed
 from e2ed2.checkpoint import load_checkpoint
 from e2ed2.data import load_dataset
+from e2ed2.runs import RunMismatchError
 from e2ed2.sample import main as sample_main
-from e2ed2.train import Trainer, TrainConfig, train
+from e2ed2.train import TrainConfig, Trainer, train
 
 
 def _torchrun(module: str, args: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", module, *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", module, *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -43,7 +43,8 @@ def test_global_batch_is_the_same_for_any_rank_count(tiny_config):
 
 def test_same_seeds_give_same_images_on_one_or_two_ranks(tiny_config, tmp_path):
     ckpt = train(tiny_config(steps=2), tmp_path / "run")
-    args = ["--ckpt", str(ckpt), "--steps", "3", "--sampler", "ddpm", "--seeds", "3-9", "--batch-size", "2", "--device", "cpu"]
+    args = ["--ckpt", str(ckpt), "--steps", "3", "--sampler", "ddpm", "--seeds", "3-9", "--batch-size", "2",
+            "--device", "cpu"]
     assert sample_main([*args, "--out", str(tmp_path / "one")]) == 0
     _torchrun("e2ed2.sample", [*args, "--out", str(tmp_path / "two")])
     a, b = np.load(tmp_path / "one" / "samples.npz"), np.load(tmp_path / "two" / "samples.npz")
@@ -63,7 +64,7 @@ def test_ddp_training_with_gloo_keeps_ranks_in_sync(tiny_config, tmp_path):
     assert ck["step"] == 4 and ck["world_size"] == 2
     states = ck["rng"]["per_rank"]
     assert len(states) == 2 and not torch.equal(states[0], states[1])  # each rank its own noise
-    steps = [json.loads(l)["step"] for l in (out / "stats.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # rank 0 alone logs
     assert json.loads((out / "config.json").read_text())["resolved"]["world_size"] == 2
     # a 2-rank run is another run than a 1-rank one (its RNG streams cannot continue)

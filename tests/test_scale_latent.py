@@ -69,7 +69,8 @@ def test_latent_run_encode_train_sample_decode(tiny_vae, rgb_data, tmp_path, mon
            "train": {"steps": 2, "batch_size": 4, "ckpt_every": 2, "log_every": 1, "warmup": 1}}
     ckpt = train(cfg, tmp_path / "run")
     out = tmp_path / "s"
-    assert sample_main(["--ckpt", str(ckpt), "--steps", "2", "--seeds", "0-4", "--out", str(out), "--device", "cpu"]) == 0
+    assert sample_main(["--ckpt", str(ckpt), "--steps", "2", "--seeds", "0-4", "--out", str(out),
+                        "--device", "cpu"]) == 0
     with np.load(out / "samples.npz") as s:
         assert s["images"].shape == (5, 3, 8, 8) and s["images"].dtype == np.uint8  # decoded to pixels
     assert json.loads((out / "timing.json").read_text())["decoded_latents"] is True

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from e2ed2 import cli
-from e2ed2.config import ConfigError
-
 from e2ed2.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
-from e2ed2.train import NonFiniteLossError, Trainer, main as train_main, train
+from e2ed2.config import ConfigError
 from e2ed2.data import load_dataset
+from e2ed2.train import NonFiniteLossError, Trainer, main as train_main, train
 
 
 def _equal_states(a: dict, b: dict) -> bool:
@@ -32,7 +31,9 @@ def test_resume_is_bitwise_exact(tiny_config, tmp_path):
     assert _equal_states(full["ema"], resumed["ema"])
     assert torch.equal(full["rng"]["loop"], resumed["rng"]["loop"])
     # the log of the resumed run equals the uninterrupted one, step for step
-    losses = lambda p: [json.loads(l)["loss_main"] for l in p.read_text().splitlines()]
+    def losses(p):
+        return [json.loads(line)["loss_main"] for line in p.read_text().splitlines()]
+
     assert losses(tmp_path / "full" / "stats.jsonl") == losses(tmp_path / "resumed" / "stats.jsonl")
 
 

@@ -84,13 +84,14 @@ def test_every_config_builds_its_dag(name):
     proc = snakemake("-n", "--forceall", "--configfile", f"workflows/config/{name}.yaml")  # as from a clean results/
     outputs = dry_run_outputs(proc)
     for stage in ("train", "samples", "metrics"):
-        assert any(re.search(rf"results/{name}/[^/]+/{stage}/", p) for p in outputs), f"{name}: no {stage} jobs in the DAG"
+        assert any(re.search(rf"results/{name}/[^/]+/{stage}/", p) for p in outputs), (
+            f"{name}: no {stage} jobs in the DAG")
     assert any(f"results/{name}/report/" in p for p in outputs)
     # every method of docs/DESIGN.md is trained or sampled, with E2ED² ablation variants
     for model in ("cd/main", "ct/main", "e2ed2/main"):
         assert any(re.search(rf"results/{name}/[^/]+/train/{model}/s\d+/final.pt", p) for p in outputs), model
     assert any(re.search(rf"results/{name}/[^/]+/samples/ddim/main/s0/ddim-", p) for p in outputs)
-    assert sum(bool(re.search(rf"/train/e2ed2/\w+/s0/final.pt", p)) for p in outputs) >= 3
+    assert sum(bool(re.search(r"/train/e2ed2/\w+/s0/final.pt", p)) for p in outputs) >= 3
 
 
 def test_default_config_covers_the_protocol():
@@ -246,10 +247,12 @@ def test_adding_a_toy_baseline_runs_through_the_dag(smoke_run):
     registry = root / "e2ed2/registry.py"
     text = registry.read_text()
     assert "from baselines.ddpm import DDPM, EDM\n" in text and '    "e2ed2": E2ED2,\n' in text
-    text = text.replace("from baselines.ddpm import DDPM, EDM\n", "from baselines.ddpm import DDPM, EDM\nfrom baselines.toy import Toy\n")
+    text = text.replace("from baselines.ddpm import DDPM, EDM\n",
+                        "from baselines.ddpm import DDPM, EDM\nfrom baselines.toy import Toy\n")
     registry.write_text(text.replace('    "e2ed2": E2ED2,\n', '    "e2ed2": E2ED2,\n    "toy": Toy,\n'))
-    (root / "toy.yaml").write_text("models: {toy: {method: {weight: 2.0}, train: {steps: 3}, variants: {main: {}}}}\n"
-                                   "evaluate: {toy: {model: toy/main, sampler: ddim, steps: [2], datasets: [mnist5k]}}\n")
+    (root / "toy.yaml").write_text(
+        "models: {toy: {method: {weight: 2.0}, train: {steps: 3}, variants: {main: {}}}}\n"
+        "evaluate: {toy: {model: toy/main, sampler: ddim, steps: [2], datasets: [mnist5k]}}\n")
     dry = dry_run_outputs(snakemake("-n", "--configfile", SMOKE, "toy.yaml", cwd=root))
     stray = [p for p in dry if "/toy/" not in p and "/report/" not in p]
     assert not stray, f"adding a baseline must not rerun other methods: {stray}"

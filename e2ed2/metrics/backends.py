@@ -184,8 +184,8 @@ def fidelity_metrics(gen: np.ndarray, ref: dict) -> list[dict]:
     kid = kid_features_to_metric(torch.from_numpy(gen), torch.from_numpy(ref["features"]), kid_subsets=KID_SUBSETS,
                                  kid_subset_size=size, rng_seed=KID_SEED, verbose=False)
     return [{"metric": "fid", "value": fid},
-            {"metric": "kid", "value": kid["kernel_inception_distance_mean"], "std": kid["kernel_inception_distance_std"],
-             "subsets": KID_SUBSETS, "subset_size": size}]
+            {"metric": "kid", "value": kid["kernel_inception_distance_mean"],
+             "std": kid["kernel_inception_distance_std"], "subsets": KID_SUBSETS, "subset_size": size}]
 
 
 def precision_recall(gen: np.ndarray, real: np.ndarray) -> list[dict]:

@@ -1,6 +1,7 @@
-"""CLIP score and FD_CLIP (Fréchet distance on CLIP image embeddings, a second feature space).
+r"""CLIP score and FD_CLIP (Fréchet distance on CLIP image embeddings, a second feature space).
 
-  python -m e2ed2.metrics.clip ref  --clip small:results/clip/clip.pt --data mnist5k --split heldout --n 500 --out REF.npz
+  python -m e2ed2.metrics.clip ref  --clip small:results/clip/clip.pt --data mnist5k --split heldout \
+      --n 500 --out REF.npz
   python -m e2ed2.metrics.clip calc --clip small:results/clip/clip.pt --ref REF.npz --samples DIR --out clip.json
 
 CLIP score = mean over images of 100·max(cos(E_img(x), E_txt(caption)), 0) (Hessel et al. 2021),
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 
 from .. import cli
-from . import bootstrap, clip_model, common
 from ..distributed import resolve_device
+from . import bootstrap, clip_model, common
 from .fid import _save_npz
 from .frechet import frechet_distance, statistics
 
@@ -48,16 +49,19 @@ def cmd_calc(args, backbone) -> dict:
         _, boot = bootstrap.mean_replicates(scores)
         _save_npz(args.save_scores, scores=np.asarray(scores, np.float64), seeds=np.asarray(images.seeds, np.int64),
                   clip_score_boot=boot)
-    results = [{"metric": "clip_score", "value": float(scores.mean()), "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]
+    results = [{"metric": "clip_score", "value": float(scores.mean()),
+                "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]
     reference = None
     if args.ref:
         ref_path = Path(args.ref)
         if not ref_path.is_file():
-            raise FileNotFoundError(f"CLIP reference not found: {ref_path} (make it with `python -m e2ed2.metrics.clip ref`)")
+            raise FileNotFoundError(f"CLIP reference not found: {ref_path} "
+                                    f"(make it with `python -m e2ed2.metrics.clip ref`)")
         with np.load(ref_path, allow_pickle=False) as z:
             ref_mu, ref_sigma, meta = z["mu"], z["sigma"], json.loads(str(z["meta"]))
         if meta["backbone"].get("sha256") != backbone.info.get("sha256"):
-            raise ValueError(f"{ref_path}: made with backbone {meta['backbone']['name']}, this run uses {backbone.info['name']}")
+            raise ValueError(f"{ref_path}: made with backbone {meta['backbone']['name']}, "
+                             f"this run uses {backbone.info['name']}")
         mu, sigma = statistics(img)
         results.append({"metric": "fd_clip", "value": frechet_distance(mu, sigma, ref_mu, ref_sigma)})
         reference = {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"], "stats_file": str(ref_path)}
@@ -78,7 +82,8 @@ def build_parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--clip", required=True, help="backbone: small:/path/clip.pt or MODEL:PRETRAINED (tag or file)")
-    shared.add_argument("--data", default=None, help="dataset (built-in name, .npz or folder) for ref, or instead of --samples")
+    shared.add_argument("--data", default=None,
+                        help="dataset (built-in name, .npz or folder) for ref, or instead of --samples")
     shared.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="split of --data")
     shared.add_argument("--n", type=int, default=None, help="images (default: all)")
     shared.add_argument("--subset-seed", type=int, default=0, help="seed of the n-image subset of --data")
@@ -86,8 +91,10 @@ def build_parser():
     shared.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     shared.add_argument("--out", required=True, help="output (.npz for ref, JSON for calc)")
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    sub.add_parser("ref", parents=[shared], formatter_class=fmt, help="CLIP image-embedding statistics of a dataset split")
-    c = sub.add_parser("calc", parents=[shared], formatter_class=fmt, help="CLIP score (+ FD_CLIP with --ref) of a sample set")
+    sub.add_parser("ref", parents=[shared], formatter_class=fmt,
+                   help="CLIP image-embedding statistics of a dataset split")
+    c = sub.add_parser("calc", parents=[shared], formatter_class=fmt,
+                       help="CLIP score (+ FD_CLIP with --ref) of a sample set")
     c.add_argument("--samples", default=None, help="sample folder (samples.npz + timing.json)")
     c.add_argument("--ref", default=None, help="reference .npz from `ref` (enables FD_CLIP)")
     c.add_argument("--save-scores", default=None, metavar="NPZ", help="also write the per-image scores and seeds")

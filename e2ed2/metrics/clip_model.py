@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import to_rgb
 from ..atomic import atomic_write
+from .common import to_rgb
 from .inception import sha256
 
 SMALL_NAME = "e2ed2-small-clip"
@@ -49,8 +49,10 @@ class Backbone:
         visual = model.visual
         size = visual.image_size
         self.image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
-        self.mean = torch.tensor(getattr(visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)).view(1, 3, 1, 1)
-        self.std = torch.tensor(getattr(visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
+        self.mean = torch.tensor(getattr(visual, "image_mean", None)
+                                 or (0.48145466, 0.4578275, 0.40821073)).view(1, 3, 1, 1)
+        self.std = torch.tensor(getattr(visual, "image_std", None)
+                                or (0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
 
     @property
     def preprocessing(self) -> str:
@@ -76,7 +78,8 @@ class Backbone:
         out = []
         captions = [str(c) for c in captions]
         for lo in range(0, len(captions), batch_size):
-            out.append(self.model.encode_text(self.tokenizer(captions[lo:lo + batch_size]).to(self.device)).float().cpu())
+            tokens = self.tokenizer(captions[lo:lo + batch_size]).to(self.device)
+            out.append(self.model.encode_text(tokens).float().cpu())
         return torch.cat(out).numpy()
 
 
@@ -104,7 +107,8 @@ def load(spec: str, device=torch.device("cpu")) -> Backbone:
     if kind == "small":
         path = Path(rest)
         if not path.is_file():
-            raise FileNotFoundError(f"small CLIP checkpoint not found: {path} (train it with `python -m e2ed2.metrics.train_clip`)")
+            raise FileNotFoundError(f"small CLIP checkpoint not found: {path} "
+                                    f"(train it with `python -m e2ed2.metrics.train_clip`)")
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if set(SMALL_CONFIG) - set(ckpt.get("config", {})):
             raise ValueError(f"{path}: not a small-CLIP checkpoint (no open_clip config inside)")

@@ -49,7 +49,8 @@ def load_sample_set(folder: str | os.PathLike, n: int | None = None) -> ImageSet
     folder = Path(folder)
     npz, timing_file = folder / "samples.npz", folder / "timing.json"
     if not npz.is_file():
-        raise FileNotFoundError(f"no samples.npz in {folder} (write it with `python -m e2ed2.sample ... --out {folder}`)")
+        raise FileNotFoundError(f"no samples.npz in {folder} "
+                                f"(write it with `python -m e2ed2.sample ... --out {folder}`)")
     if not timing_file.is_file():
         raise FileNotFoundError(f"no timing.json beside {npz}; the result records the sampling timing")
     with np.load(npz, allow_pickle=False) as z:
@@ -59,7 +60,8 @@ def load_sample_set(folder: str | os.PathLike, n: int | None = None) -> ImageSet
             raise ValueError(f"{npz}: asked for n={n} images but the set has {len(images)}")
         images, seeds, captions = images[:n], seeds[:n], captions[:n]
     timing = json.loads(timing_file.read_text())
-    return ImageSet(images, captions.astype(str), [int(s) for s in seeds], {"kind": "samples", "path": str(folder)}, timing)
+    return ImageSet(images, captions.astype(str), [int(s) for s in seeds], {"kind": "samples", "path": str(folder)},
+                    timing)
 
 
 def load_split(data: str, split: str, n: int | None = None, subset_seed: int = 0) -> ImageSet:
@@ -108,8 +110,9 @@ def parse_labels(items) -> dict:
 
 
 def hardware(device: torch.device) -> dict:
-    info = {"device": str(device), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info = {"device": str(device), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

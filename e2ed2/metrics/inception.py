@@ -137,7 +137,8 @@ class Fused1x1(nn.Module):
         bias = [torch.zeros_like(b) if p else b for (_, b, *_), p in zip(folded, self.pooled)]
         self.register_buffer("weight", torch.cat([w for w, *_ in folded]).contiguous(memory_format=torch.channels_last))
         self.register_buffer("bias", torch.cat(bias))
-        self.register_buffer("pool_bias", torch.cat([b for (_, b, *_), p in zip(folded, self.pooled) if p] or [torch.zeros(0)]))
+        self.register_buffer("pool_bias", torch.cat([b for (_, b, *_), p in zip(folded, self.pooled) if p]
+                                                    or [torch.zeros(0)]))
 
     def forward(self, x):
         y = F.conv2d(x, self.weight, self.bias)

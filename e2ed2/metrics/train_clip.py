@@ -73,7 +73,8 @@ def train(data: str, steps: int, batch_size: int, lr: float, seed: int, log=None
     tokens = tokenizer([str(c) for c in part.captions])
     loss_fn = open_clip.ClipLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / 20) * 0.5 * (1 + np.cos(np.pi * s / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1, (s + 1) / 20) * 0.5 * (1 + np.cos(np.pi * s / steps)))
     gen = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
@@ -142,7 +143,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     clip_model.save_small(out, model, clip_model.SMALL_CONFIG, {"data": str(args.data), "eval": report})
     write_json(out.with_suffix(".eval.json"), report)
-    print(json.dumps({k: report[k] for k in ("zero_shot_accuracy", "caption_retrieval_accuracy", "final_loss", "train_seconds")}))
+    print(json.dumps({k: report[k] for k in ("zero_shot_accuracy", "caption_retrieval_accuracy", "final_loss",
+                                             "train_seconds")}))
     return 0
 
 

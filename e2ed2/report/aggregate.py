@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..atomic import write_text
 
-CORE = ["dataset", "method", "variant", "train_seed", "sampler", "steps", "nfe", "seed_block", "metric", "value", "std", "n",
-        "backend", "feature_network", "feature_sha256", "preprocessing", "reference", "reference_n", "hardware",
+CORE = ["dataset", "method", "variant", "train_seed", "sampler", "steps", "nfe", "seed_block", "metric", "value", "std",
+        "n", "backend", "feature_network", "feature_sha256", "preprocessing", "reference", "reference_n", "hardware",
         "device", "device_name", "dtype", "batch_size", "ms_per_image", "images_per_s", "peak_memory_mb", "source"]
 FLOOR_METHOD = "real"
 LABEL_DEFAULTS = {"variant": "main", "sampler": "", "seed_block": 0, "train_seed": 0}
@@ -51,7 +51,8 @@ def rows_from_record(rec: dict, source: str) -> list[dict]:
         "preprocessing": rec.get("preprocessing"),
         "reference": "/".join(str(ref[k]) for k in ("dataset", "split") if ref.get(k) is not None) or None,
         "reference_n": ref.get("n"), "hardware": _hardware(rec),
-        **{k: timing.get(k) for k in ("device", "device_name", "dtype", "batch_size", "ms_per_image", "images_per_s", "peak_memory_mb")},
+        **{k: timing.get(k) for k in ("device", "device_name", "dtype", "batch_size", "ms_per_image", "images_per_s",
+                                      "peak_memory_mb")},
         "source": source,
     }
     out = []

@@ -106,16 +106,17 @@ def all_better(v: Verdict, pairs: pd.DataFrame, claim: str, checks, need: str) -
 def c3(pairs, spec, checks) -> Verdict:
     d = spec["c3_margin"]
     v = Verdict("C3", f"At most 4 steps of {spec['method']} reach within {d:.0%} of the best many-step baseline's FID",
-                f"At each NFE n ≤ 4 the {spec['method']} variant trained with K = n is paired with (1 + {d:g}) × the best "
-                f"baseline at its largest NFE ≥ {spec['many_steps_nfe']}. Supported when for some n the paired FID "
-                f"difference is below 0 with 95% confidence (for every training seed); not supported when at every n it "
-                f"is above 0; inconclusive otherwise.", INCONCLUSIVE)
+                f"At each NFE n ≤ 4 the {spec['method']} variant trained with K = n is paired with (1 + {d:g}) × "
+                f"the best baseline at its largest NFE ≥ {spec['many_steps_nfe']}. Supported when for some n the "
+                f"paired FID difference is below 0 with 95% confidence (for every training seed); not supported when "
+                f"at every n it is above 0; inconclusive otherwise.", INCONCLUSIVE)
     rows = pairs[pairs["claim"] == "C3"]
     _evidence(v, rows)
     for dataset in sorted(pairs["dataset"].unique()):
         r = rows[rows["dataset"] == dataset]
         if r.empty:
-            v.per_dataset[dataset] = f"{NOT_TESTED} (no data: a baseline at NFE ≥ {spec['many_steps_nfe']} and E2ED² at ≤ 4)"
+            v.per_dataset[dataset] = (f"{NOT_TESTED} (no data: a baseline at NFE ≥ {spec['many_steps_nfe']} "
+                                      f"and E2ED² at ≤ 4)")
             continue
         by_nfe = {n: g.apply(_outcome, axis=1) for n, g in r.groupby("nfe")}
         verdict = (SUPPORTED if any((o == "better").all() for o in by_nfe.values())
@@ -145,7 +146,8 @@ def ablation(pairs, spec, checks, cid, runs=None) -> Verdict:
     v = all_better(Verdict(cid, claim, rule, INCONCLUSIVE), pairs, cid, checks,
                    f"the {cid} arms (spec ablations.{cid})")
     if cid == "C7":
-        v = _stability(v, runs, spec["method"], [spec["ablations"].get("C7", {}).get("treatment", spec["main_variant"])])
+        v = _stability(v, runs, spec["method"],
+                       [spec["ablations"].get("C7", {}).get("treatment", spec["main_variant"])])
     return v
 
 
@@ -159,8 +161,9 @@ def _stability(v: Verdict, runs, method: str, variants) -> Verdict:
         return v
     for run, g in sel.groupby("run"):
         reasons = diverged(g)
-        v.evidence.append({"dataset": g["dataset"].iloc[0], "what": f"training run {run}", "value": f"{g['step'].max()} steps",
-                           "versus": "divergence rule", "versus_value": "", "outcome": "; ".join(reasons) or "stable"})
+        v.evidence.append({"dataset": g["dataset"].iloc[0], "what": f"training run {run}",
+                           "value": f"{g['step'].max()} steps", "versus": "divergence rule", "versus_value": "",
+                           "outcome": "; ".join(reasons) or "stable"})
         if reasons and v.verdict != NOT_TESTED:
             v.verdict = NOT_SUPPORTED
     return v
@@ -168,12 +171,14 @@ def _stability(v: Verdict, runs, method: str, variants) -> Verdict:
 
 def c8(c1: Verdict, datasets: list[str]) -> Verdict:
     v = Verdict("C8", "C1 holds on every benchmark (at least two datasets)",
-                "Supported when the C1 rule gives 'supported' on every dataset (two or more) with every baseline health "
-                "check passing; not supported when it gives 'not supported' on any; not credible when a dataset's "
-                "baselines fail their checks; not tested with fewer than two datasets; inconclusive otherwise.",
+                "Supported when the C1 rule gives 'supported' on every dataset (two or more) with every baseline "
+                "health check passing; not supported when it gives 'not supported' on any; not credible when a "
+                "dataset's baselines fail their checks; not tested with fewer than two datasets; inconclusive "
+                "otherwise.",
                 INCONCLUSIVE, dict(c1.per_dataset))
     for d, verdict in c1.per_dataset.items():
-        v.evidence.append({"dataset": d, "what": "C1 rule", "value": "", "versus": "", "versus_value": "", "outcome": verdict})
+        v.evidence.append({"dataset": d, "what": "C1 rule", "value": "", "versus": "", "versus_value": "",
+                           "outcome": verdict})
     vs = [x.split(" (")[0] for x in c1.per_dataset.values()]
     if len(datasets) < 2:
         v.verdict = f"{NOT_TESTED} (only {len(datasets)} dataset: {', '.join(datasets)})"
@@ -189,11 +194,13 @@ def c8(c1: Verdict, datasets: list[str]) -> Verdict:
 def c9(df, spec, checks, runs=None) -> Verdict:
     d = spec["c9_margin"]
     v = Verdict("C9", f"{spec['method']} keeps ≥ {1 - d:.0%} of the best many-step baseline's recall, and training "
-                f"does not diverge", f"At each NFE n in {spec['nfe']}, the {spec['method']} variant trained with K = n: "
+                f"does not diverge",
+                f"At each NFE n in {spec['nfe']}, the {spec['method']} variant trained with K = n: "
                 f"supported when the lower 95% bound of its recall (logit-scale interval over seed blocks × training "
-                f"seeds, Wilson interval over the reference images with one replicate) is ≥ (1 − {d:g}) × the mean recall "
-                f"of the best baseline at its largest NFE ≥ {spec['many_steps_nfe']} and no {spec['method']} run "
-                f"diverged; not supported when an upper bound is below it or a run diverged; inconclusive otherwise.",
+                f"seeds, Wilson interval over the reference images with one replicate) is ≥ (1 − {d:g}) × the mean "
+                f"recall of the best baseline at its largest NFE ≥ {spec['many_steps_nfe']} and no {spec['method']} "
+                f"run diverged; not supported when an upper bound is below it or a run diverged; inconclusive "
+                f"otherwise.",
                 INCONCLUSIVE)
     s = summarise(df[df["method"] != FLOOR_METHOD])
     for dataset in sorted(s["dataset"].unique()):
@@ -206,24 +213,28 @@ def c9(df, spec, checks, runs=None) -> Verdict:
             methods.add(ref["method"])
             thr = (1 - d) * ref["mean"]
             for nfe in spec["nfe"]:
-                E = sd[(sd["method"] == spec["method"]) & (sd["variant"] == matched_variant(s, spec, nfe)) & (sd["nfe"] == nfe)]
+                E = sd[(sd["method"] == spec["method"]) & (sd["variant"] == matched_variant(s, spec, nfe))
+                       & (sd["nfe"] == nfe)]
                 for _, e in E.iterrows():
                     iv = interval_of(e)
                     o = "better" if iv.low >= thr else "worse" if iv.high < thr else "overlap"
                     outcomes.append(o)
                     v.evidence.append({"dataset": dataset, "what": f"{e['method']}/{e['variant']} @NFE {int(nfe)}",
-                                       "value": iv.fmt(3), "versus": f"(1−{d:g})×{ref['method']} [{ref['sampler']}] @NFE "
-                                       f"{int(ref['nfe'])}", "versus_value": f"{thr:.3f}", "outcome": o})
+                                       "value": iv.fmt(3),
+                                       "versus": f"(1−{d:g})×{ref['method']} [{ref['sampler']}] @NFE {int(ref['nfe'])}",
+                                       "versus_value": f"{thr:.3f}", "outcome": o})
         if not outcomes:
             v.per_dataset[dataset] = f"{NOT_TESTED} (no data: recall of {spec['method']} and of a many-step baseline)"
             continue
-        verdict = NOT_SUPPORTED if "worse" in outcomes else SUPPORTED if all(o == "better" for o in outcomes) else INCONCLUSIVE
+        verdict = (NOT_SUPPORTED if "worse" in outcomes
+                   else SUPPORTED if all(o == "better" for o in outcomes) else INCONCLUSIVE)
         v.per_dataset[dataset] = _gate(verdict, checks, dataset, methods)
     v.verdict = combine(v.per_dataset)
     return _stability(v, runs, spec["method"], [spec["main_variant"]])
 
 
-def evaluate(df: pd.DataFrame, pairs: pd.DataFrame, spec: dict, runs: pd.DataFrame | None = None) -> tuple[list[Verdict], list]:
+def evaluate(df: pd.DataFrame, pairs: pd.DataFrame, spec: dict,
+             runs: pd.DataFrame | None = None) -> tuple[list[Verdict], list]:
     """All nine claims, in order, and the health checks they were gated by."""
     checks = health.checks(df, spec)
     datasets = sorted(df["dataset"].unique())

@@ -67,19 +67,23 @@ def build_parser():
     for name, sp in stages.items():
         sp.add_argument("--out", required=True, help="output file (aggregate, paired) or folder")
         if name in ("aggregate", "all"):
-            sp.add_argument("--metrics", required=True, nargs="+", help="folders of metric JSONs (searched recursively)")
+            sp.add_argument("--metrics", required=True, nargs="+",
+                            help="folders of metric JSONs (searched recursively)")
         else:
             sp.add_argument("--table", required=True, help="tidy table.csv written by `aggregate`")
         if name != "aggregate":
-            sp.add_argument("--spec", default=None, help="claims spec YAML/JSON (method, variants per ablation, margins)")
+            sp.add_argument("--spec", default=None,
+                            help="claims spec YAML/JSON (method, variants per ablation, margins)")
         if name == "claims":
             sp.add_argument("--paired", required=True, help="paired.csv written by `paired`")
             sp.add_argument("--tables", default=None, help="tables folder to show on the summary page")
             sp.add_argument("--figures", default=None, help="figures folder to show on the summary page")
         if name in ("figures", "claims", "all"):
-            sp.add_argument("--train", default=None, help="folder of training runs (stats.jsonl) for curves / stability")
+            sp.add_argument("--train", default=None,
+                            help="folder of training runs (stats.jsonl) for curves / stability")
         if name in ("figures", "all"):
-            sp.add_argument("--samples", default=None, nargs="*", help="folders of sample sets for the fixed-latent grids")
+            sp.add_argument("--samples", default=None, nargs="*",
+                            help="folders of sample sets for the fixed-latent grids")
         if name in ("tables", "figures", "all"):
             sp.add_argument("--diagnostics", default=None, nargs="*", help="sigma_error.csv / curve.csv files")
         if name in ("tables", "all"):

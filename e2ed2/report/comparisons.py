@@ -60,7 +60,8 @@ def _units(a: pd.DataFrame, b: pd.DataFrame, reps: dict, metric: str, scale: flo
     units = []
     for _, ra in a.iterrows():
         for _, rb in b[b["seed_block"] == ra["seed_block"]].iterrows():
-            units.append((ra["value"], reps[(ra["source"], metric)], scale * rb["value"], scale * reps[(rb["source"], metric)]))
+            units.append((ra["value"], reps[(ra["source"], metric)],
+                          scale * rb["value"], scale * reps[(rb["source"], metric)]))
     return units
 
 
@@ -78,8 +79,8 @@ def compare(df, reps, claim, metric, a_rows, b_rows, lower: bool, scale: float =
         units = _units(rows, b_rows, reps, metric, scale)
         if units:
             p = paired(units)
-            out.append({**base, "train_seed": seed if seed == "all" else int(seed), "estimate": p.estimate, "low": p.low,
-                        "high": p.high, "units": p.units, "replicates": p.replicates})
+            out.append({**base, "train_seed": seed if seed == "all" else int(seed), "estimate": p.estimate,
+                        "low": p.low, "high": p.high, "units": p.units, "replicates": p.replicates})
     return out
 
 
@@ -123,7 +124,8 @@ def all_comparisons(df: pd.DataFrame, reps: dict, spec: dict) -> pd.DataFrame:
         for metric, claim, lower in (("fid", "C1", True), ("clip_score", "C2", False)):
             for nfe in spec["nfe"]:
                 A = _rows(d, metric, method=method, variant=matched_variant(d, spec, nfe), nfe=nfe)
-                for _, B in _rows(d, metric, method=baselines(d, spec), variant=spec["main_variant"], nfe=nfe).groupby(ARM):
+                baseline_rows = _rows(d, metric, method=baselines(d, spec), variant=spec["main_variant"], nfe=nfe)
+                for _, B in baseline_rows.groupby(ARM):
                     for _, Aa in A.groupby(ARM):
                         out += compare(d, reps, claim, metric, Aa, B, lower)
         ref = many_step_reference(d, spec, dataset)

@@ -28,7 +28,8 @@ def load_runs(root) -> pd.DataFrame:
             i = parts.index("train")
             dataset, method, variant = parts[i - 1] if i else "?", parts[i + 1], parts[i + 2]
         else:
-            dataset, method, variant = "?", parts[0] if parts else path.parent.name, parts[1] if len(parts) >= 2 else "main"
+            dataset, method, variant = ("?", parts[0] if parts else path.parent.name,
+                                        parts[1] if len(parts) >= 2 else "main")
         cfg_path = path.parent / "config.json"
         if cfg_path.is_file():
             cfg = json.loads(cfg_path.read_text())
@@ -40,7 +41,8 @@ def load_runs(root) -> pd.DataFrame:
             rec = json.loads(line)
             for k, v in rec.items():
                 if k.startswith("loss_"):
-                    rows.append({"run": "/".join(parts) or path.parent.name, "method": method, "variant": variant, "dataset": dataset,
+                    rows.append({"run": "/".join(parts) or path.parent.name, "method": method, "variant": variant,
+                                 "dataset": dataset,
                                  "step": rec["step"], "images_seen": rec.get("images_seen"), "loss": k[5:],
                                  "value": float(v) if v is not None else math.nan})
     return pd.DataFrame(rows, columns=["run", "method", "variant", "dataset", "step", "images_seen", "loss", "value"])
@@ -58,5 +60,6 @@ def diverged(run: pd.DataFrame) -> list[str]:
         if q >= 1:
             mid, late = abs(v[q:2 * q].mean()), abs(v[-q:].mean())
             if late > LATE_OVER_MID * mid:
-                reasons.append(f"loss_{loss}: last-quarter mean |loss| {late:.3g} > {LATE_OVER_MID:g}× second-quarter {mid:.3g}")
+                reasons.append(f"loss_{loss}: last-quarter mean |loss| {late:.3g} > {LATE_OVER_MID:g}× "
+                               f"second-quarter {mid:.3g}")
     return reasons

@@ -27,9 +27,12 @@ from .ci import summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
 from .tables import NAMES, compact_hardware, name
 
-LABEL = {"fid": "FID (lower is better)", "kid": "KID (lower is better)", "clip_score": "CLIP score, 100·max(cos, 0) (higher is better)",
-         "fd_clip": "FD in CLIP space (lower is better)", "recall": "Recall (higher is better)", "precision": "Precision (higher is better)"}
-TITLE = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "recall": "Recall", "precision": "Precision"}
+LABEL = {"fid": "FID (lower is better)", "kid": "KID (lower is better)",
+         "clip_score": "CLIP score, 100·max(cos, 0) (higher is better)",
+         "fd_clip": "FD in CLIP space (lower is better)", "recall": "Recall (higher is better)",
+         "precision": "Precision (higher is better)"}
+TITLE = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "recall": "Recall",
+         "precision": "Precision"}
 ABLATION_TITLES = {"C4": "training K vs sampling K", "C5": "pure-noise vs leaky start", "C6": "perceptual loss",
                    "C7": "adversarial loss"}
 FLOOR_STYLE = {"ls": "--", "color": "0.2", "lw": 1.2, "zorder": 1}
@@ -184,7 +187,8 @@ def legend(ax, title: str | None = None, outside: bool = True, **kw) -> None:
     real = [i for i, lab in enumerate(labels) if lab.startswith("real")]  # the floor lines after the methods
     keep = [i for i in range(len(labels)) if i not in real] + real
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
-    where = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0} if outside else {"loc": kw.pop("loc", "best")}
+    where = ({"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0} if outside
+             else {"loc": kw.pop("loc", "best")})
     ax.legend(handles, labels, title=title, fontsize=kw.pop("fontsize", 8), title_fontsize=8, **where, **kw)
 
 
@@ -237,7 +241,8 @@ def fid_vs_time(df, dataset: str, variant: str = "main", spec: dict | None = Non
         ax.errorbar(g["ms_per_image"], g["mean"], yerr=np.nan_to_num(err), marker=MARKERS[i % len(MARKERS)], capsize=3,
                     label=label, color=colour(g["method"].iloc[0], i), lw=1.2, ms=5)
         for _, r in g.iterrows():
-            ax.annotate(f"{int(r['nfe'])}", (r["ms_per_image"], r["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.annotate(f"{int(r['nfe'])}", (r["ms_per_image"], r["mean"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
     floor = draw_floor(ax, df, dataset, "fid", _n_of(s))
     logged = auto_log_y(ax, _values(s, floor))
     sel = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD) & (df["variant"] == variant)]
@@ -262,12 +267,14 @@ def fid_vs_clip(df, dataset: str, variant: str = "main", spec: dict | None = Non
     fig, ax = subplots(figsize=(5.2, 3.6))
     for i, (label, g) in enumerate(sorted(j.groupby("series"), key=lambda kv: _order(kv[1]))):
         g = g.sort_values("nfe")
-        xe = np.nan_to_num(np.vstack([g["mean_clip"] - g["ci_low_clip"], g["ci_high_clip"] - g["mean_clip"]]).clip(min=0))
+        xe = np.nan_to_num(np.vstack([g["mean_clip"] - g["ci_low_clip"],
+                                      g["ci_high_clip"] - g["mean_clip"]]).clip(min=0))
         ye = np.nan_to_num(np.vstack([g["mean_fid"] - g["ci_low_fid"], g["ci_high_fid"] - g["mean_fid"]]).clip(min=0))
-        ax.errorbar(g["mean_clip"], g["mean_fid"], xerr=xe, yerr=ye, marker=MARKERS[i % len(MARKERS)], ls="-", capsize=2,
-                    label=label, color=colour(g["method"].iloc[0], i), lw=1.0, ms=5)
+        ax.errorbar(g["mean_clip"], g["mean_fid"], xerr=xe, yerr=ye, marker=MARKERS[i % len(MARKERS)], ls="-",
+                    capsize=2, label=label, color=colour(g["method"].iloc[0], i), lw=1.0, ms=5)
         for _, r in g.iterrows():
-            ax.annotate(f"{int(r['nfe'])}", (r["mean_clip"], r["mean_fid"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.annotate(f"{int(r['nfe'])}", (r["mean_clip"], r["mean_fid"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
     n = _n_of(s)
     floor = draw_floor(ax, df, dataset, "fid", n)
     draw_floor(ax, df, dataset, "clip_score", n, vertical=True)
@@ -323,7 +330,8 @@ def training_curves(runs: pd.DataFrame):
         ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6, integer=True))
         ax.set(xlabel="training step (optimizer updates)",
                ylabel=f"loss '{loss}' (per-sample mean{', log scale' if positive else ''})",
-               title=f"{name(method)}: loss '{loss}' ({g['line'].nunique()} run{'s' if g['line'].nunique() > 1 else ''})")
+               title=f"{name(method)}: loss '{loss}' "
+                     f"({g['line'].nunique()} run{'s' if g['line'].nunique() > 1 else ''})")
         ax.legend(title="run" + (" (line style: dataset)" if len(datasets) > 1 else ""), fontsize=6.5, title_fontsize=7,
                   loc="best")
     for ax in list(axes.flat)[len(panels):]:
@@ -395,7 +403,8 @@ def learning_curves(diag: dict, df: pd.DataFrame | None = None):
         method, _, variant = str(model).partition("/")
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(_count))
         ax.set(xlabel="training images seen", ylabel=LABEL["fid"] + (", log scale" if logged else ""),
-               title=f"{dataset}: FID of {name(method)}{'' if variant in ('', 'main') else ' /' + variant} during training"
+               title=f"{dataset}: FID of {name(method)}{'' if variant in ('', 'main') else ' /' + variant} "
+                     f"during training"
                      f"\nN = {n if n is not None else '?'} images per point")
         ax.legend(title="sampler", fontsize=7, title_fontsize=7, loc="best")
     for ax in list(axes.flat)[len(panels):]:
@@ -419,7 +428,7 @@ def sigma_error_curves(diag: dict):
         g = g.sort_values("sigma")
         ax.plot(g["sigma"], g["x0_mse"], marker="o", ms=3.5, lw=1.2, color=pal[label],
                 ls="-" if str(weights) == "ema" else "--", label=f"{label} ({weights})")
-    for i, ((dataset, model), g) in enumerate(t.groupby(["dataset", "model"])):
+    for i, (_, g) in enumerate(t.groupby(["dataset", "model"])):
         ax.axhline(g["mean_predictor_x0_mse"].iloc[0], ls=":", color="0.4", lw=1.0,
                    label="predicting the data mean" if i == 0 else None)
     ax.set_xscale("log")
@@ -444,7 +453,8 @@ def write_figures(df, spec: dict, out_dir, runs: pd.DataFrame | None = None, dia
     ``df`` also gives the learning curves their real-data floor."""
     with matplotlib.rc_context(theme()):
         written = _write_figures(df, spec, out_dir, runs)
-        for name_, fig in (("learning_curves", learning_curves(diag or {}, df)), ("sigma_error", sigma_error_curves(diag or {}))):
+        for name_, fig in (("learning_curves", learning_curves(diag or {}, df)),
+                           ("sigma_error", sigma_error_curves(diag or {}))):
             if fig is not None:
                 written += save(fig, out_dir, name_)
         return written

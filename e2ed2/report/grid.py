@@ -35,9 +35,11 @@ def find_sample_sets(root) -> pd.DataFrame:
         parts = path.parent.relative_to(root).parts
         deep = len(parts) >= 5
         rows.append({"path": path, "dataset": Path(str(meta.get("data", "?"))).stem,
-                     "method": parts[0] if deep else meta.get("method", parts[0]), "variant": parts[1] if deep else "main",
+                     "method": parts[0] if deep else meta.get("method", parts[0]),
+                     "variant": parts[1] if deep else "main",
                      "train_seed": int(parts[2][1:]) if deep and parts[2][1:].isdigit() else 0,
-                     "sampler": meta.get("sampler", ""), "steps": int(meta["steps"]), "nfe": meta.get("nfe"), "seeds": seeds})
+                     "sampler": meta.get("sampler", ""), "steps": int(meta["steps"]), "nfe": meta.get("nfe"),
+                     "seeds": seeds})
     df = pd.DataFrame(rows)
     if len(df):  # the first training seed of each model
         df = df[df["train_seed"] == df.groupby(["dataset", "method", "variant"])["train_seed"].transform("min")]
@@ -126,8 +128,10 @@ def grid_figure(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
         panel_h = len(row_ids) * ch / DPI
         y -= panel_h
         panel = np.concatenate([big[i * ch:(i + 1) * ch, chunk[0] * cw:(chunk[-1] + 1) * cw] for i in row_ids])
-        ax = fig.add_axes([LABEL_IN / PAGE_WIDTH_IN, y / height, panel.shape[1] / DPI / PAGE_WIDTH_IN, panel_h / height])
-        ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+        ax = fig.add_axes([LABEL_IN / PAGE_WIDTH_IN, y / height, panel.shape[1] / DPI / PAGE_WIDTH_IN,
+                           panel_h / height])
+        ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest",
+                  aspect="auto")
         ax.set_yticks([(i + 0.5) * ch for i in range(len(row_ids))], [labels[i] for i in row_ids], fontsize=7.5)
         ax.set_xticks([(j + 0.5) * cw for j in range(len(chunk))],
                       [f"{cols[c]} step{'s' if cols[c] > 1 else ''}" for c in chunk], fontsize=8)

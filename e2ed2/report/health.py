@@ -2,15 +2,17 @@
 
 A verdict against a broken baseline measures the bug, not E2ED². Before any claim is judged,
 each published ordering is checked on every dataset, on the mean FID of each arm (main
-variant, over its seed blocks and training seeds), with its numbers beside it:
+variant, over its seed blocks and training seeds), with its numbers beside it
+(check: rule, with the spec's ``health`` keys; source):
 
-| check | rule (spec ``health``) | source |
-|---|---|---|
-| teacher_near_floor | the teacher's best FID (any sampler of its checkpoint) ≤ teacher_floor × the real-data floor | a converged teacher |
-| ddim_vs_ancestral | DDIM (η = 0) at S ∈ ddim_budgets ≤ ddim_vs_ancestral × ancestral at S and at 2S (each measured one) | Song et al. 2021, Table 1 |
-| cd2_vs_ddim10 | CD at 2 steps ≤ DDIM at 10 steps | Song et al. 2023, Table 1 |
-| ct2_near_floor | CT at 2 steps ≤ ct_floor × the real-data floor (samples, not noise) | Song et al. 2023 |
-| ddim_monotone | DDIM's FID does not rise with steps: FID(S') ≤ monotone_tol × FID(S) for S < S' | ODE discretisation error falls with steps |
+- teacher_near_floor: the teacher's best FID (any sampler of its checkpoint) ≤ teacher_floor × the
+  real-data floor; a converged teacher
+- ddim_vs_ancestral: DDIM (η = 0) at S ∈ ddim_budgets ≤ ddim_vs_ancestral × ancestral at S and at
+  2S (each measured one); Song et al. 2021, Table 1
+- cd2_vs_ddim10: CD at 2 steps ≤ DDIM at 10 steps; Song et al. 2023, Table 1
+- ct2_near_floor: CT at 2 steps ≤ ct_floor × the real-data floor (samples, not noise); Song et al. 2023
+- ddim_monotone: DDIM's FID does not rise with steps: FID(S') ≤ monotone_tol × FID(S) for S < S';
+  ODE discretisation error falls with steps
 
 A check whose arms were not sampled is ``missing``, and counts as not passed: a claim that
 rests on it is "not credible" until it is measured.
@@ -82,9 +84,11 @@ def checks(df: pd.DataFrame, spec: dict) -> list[Check]:
             ok = None if d is None or not refs else all(d <= h["ddim_vs_ancestral"] * v for v in refs.values())
             out.append(Check(f"ddim{S}_vs_ancestral", dataset,
                              f"DDIM-{S} ≤ {h['ddim_vs_ancestral']:g} × ancestral at {S} and {2 * S} steps", _status(ok),
-                             f"DDIM-{S} {f(d)}; " + ", ".join(f"ancestral-{k} {f(v)}" for k, v in refs.items()), [ddim]))
+                             f"DDIM-{S} {f(d)}; " + ", ".join(f"ancestral-{k} {f(v)}" for k, v in refs.items()),
+                             [ddim]))
         c2, d10 = _at(fid, cd, 2), _at(fid, ddim, 10, "ddim")
-        out.append(Check("cd2_vs_ddim10", dataset, "CD-2 ≤ DDIM-10", _status(None if c2 is None or d10 is None else c2 <= d10),
+        out.append(Check("cd2_vs_ddim10", dataset, "CD-2 ≤ DDIM-10",
+                         _status(None if c2 is None or d10 is None else c2 <= d10),
                          f"CD-2 {f(c2)}; DDIM-10 {f(d10)}", [cd]))
         t2 = _at(fid, ct, 2)
         ok = None if t2 is None or floor is None else t2 <= h["ct_floor"] * floor
@@ -93,8 +97,10 @@ def checks(df: pd.DataFrame, spec: dict) -> list[Check]:
         curve = fid[(fid["method"] == ddim) & (fid["sampler"] == "ddim")].sort_values("steps")
         pairs = list(zip(curve["value"], curve["value"].iloc[1:]))
         ok = None if len(curve) < 2 else all(b <= h["monotone_tol"] * a for a, b in pairs)
-        out.append(Check("ddim_monotone", dataset, f"DDIM FID(S') ≤ {h['monotone_tol']:g} × FID(S) for S < S'", _status(ok),
-                         ", ".join(f"{int(s)}: {v:.1f}" for s, v in zip(curve["steps"], curve["value"])) or "–", [ddim]))
+        out.append(Check("ddim_monotone", dataset, f"DDIM FID(S') ≤ {h['monotone_tol']:g} × FID(S) for S < S'",
+                         _status(ok),
+                         ", ".join(f"{int(s)}: {v:.1f}" for s, v in zip(curve["steps"], curve["value"])) or "–",
+                         [ddim]))
     return out
 
 

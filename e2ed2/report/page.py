@@ -42,13 +42,14 @@ def to_markdown(verdicts, checks, title: str, preamble: str = "") -> str:
     lines += ["", "## Baseline health", "", "| dataset | check | rule | numbers | status |", "|---|---|---|---|---|"]
     lines += [f"| {c.dataset} | {c.id} | {c.rule} | {c.numbers} | {c.status} |" for c in checks]
     for v in verdicts:
-        lines += ["", f"## {v.id}: {v.claim}", "", f"**Verdict: {v.verdict}**", "", f"*Rule (fixed before the numbers):* {v.rule}"]
+        lines += ["", f"## {v.id}: {v.claim}", "", f"**Verdict: {v.verdict}**", "",
+                  f"*Rule (fixed before the numbers):* {v.rule}"]
         if v.note:
             lines += ["", f"Note: {v.note}"]
         if v.evidence:
             lines += ["", "| dataset | arm A | value | versus (B) | units | outcome |", "|---|---|---|---|---|---|"]
-            lines += [f"| {e['dataset']} | {e['what']} | {e['value']} | {e['versus']} | {e['versus_value']} | {e['outcome']} |"
-                      for e in v.evidence]
+            lines += [f"| {e['dataset']} | {e['what']} | {e['value']} | {e['versus']} | {e['versus_value']} "
+                      f"| {e['outcome']} |" for e in v.evidence]
     return "\n".join(lines) + "\n"
 
 
@@ -57,7 +58,8 @@ CSS = """
 *{box-sizing:border-box}
 body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:var(--ink);
      max-width:1320px;margin:0 auto;padding:1.5em 1.5em 4em;background:#fff}
-h1{font-size:1.7em;margin:.2em 0 .3em}h2{font-size:1.3em;margin:2em 0 .6em;padding-bottom:.2em;border-bottom:2px solid var(--rule)}
+h1{font-size:1.7em;margin:.2em 0 .3em}
+h2{font-size:1.3em;margin:2em 0 .6em;padding-bottom:.2em;border-bottom:2px solid var(--rule)}
 h3{font-size:1.08em;margin:1.4em 0 .4em}a{color:#1a5fb4}
 .top{font-size:.75em;font-weight:normal;margin-left:.6em}
 .pre{color:var(--mute);max-width:60em}
@@ -85,7 +87,8 @@ figcaption{font-size:.8em;color:var(--mute);margin-top:.3em}
 ul.files{columns:3 18em;font-size:.85em}ul.files li{break-inside:avoid}
 """
 # figures shown on the page, in this order: per dataset, then the run-wide ones
-DATASET_FIGURES = (("fid_vs_nfe", "FID vs NFE"), ("clip_vs_nfe", "CLIP score vs NFE"), ("fid_vs_clip", "FID vs CLIP score"),
+DATASET_FIGURES = (("fid_vs_nfe", "FID vs NFE"), ("clip_vs_nfe", "CLIP score vs NFE"),
+                   ("fid_vs_clip", "FID vs CLIP score"),
                    ("fid_vs_time", "FID vs sampling time"), ("ablations", "Ablations (C4–C7)"),
                    ("sample_grid", "Fixed-latent samples"))
 RUN_FIGURES = (("learning_curves", "Teacher FID during training"), ("sigma_error", "Denoising error per noise level"),
@@ -108,7 +111,8 @@ def _img(path: Path, caption: str = "") -> str:
     pdf = path.with_suffix(".pdf")
     if pdf.is_file():
         link += f" · <a href='../{e(path.parent.name)}/{e(pdf.name)}'>pdf</a>"
-    return (f"<figure{attrs} id='fig-{e(path.stem)}'><img alt='{e(caption or path.stem)}' src='data:image/png;base64,{data}'>"
+    return (f"<figure{attrs} id='fig-{e(path.stem)}'>"
+            f"<img alt='{e(caption or path.stem)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{e(caption or path.stem)} — {link}</figcaption></figure>")
 
 
@@ -138,8 +142,8 @@ def _table_html(csv: Path, main: bool = False) -> str:
     for r in t.itertuples(index=False):
         first = str(r[0])
         cls = " class='real'" if first.startswith("real") else " class='ours'" if first.startswith("E2ED") else ""
-        cells = "".join(f"<td class='num'>{e(str(v))}</td>" if main and j > 0 and _is_num(str(v)) else f"<td>{e(str(v))}</td>"
-                        for j, v in enumerate(r))
+        cells = "".join(f"<td class='num'>{e(str(v))}</td>" if main and j > 0 and _is_num(str(v))
+                        else f"<td>{e(str(v))}</td>" for j, v in enumerate(r))
         rows.append(f"<tr{cls}>{cells}</tr>")
     table = f"<div class='scroll'><table class='{'main' if main else 't'}'><thead><tr>{head}</tr></thead><tbody>" \
             + "".join(rows) + "</tbody></table></div>"
@@ -156,7 +160,8 @@ def _figures(figures_dir: Path, datasets) -> list[str]:
     for d in names:
         figs = [_img(stems[f"{key}_{d}"], f"{d}: {title}") for key, title in DATASET_FIGURES if f"{key}_{d}" in stems]
         if figs:
-            out.append(f"<h3 id='figures-{html.escape(d)}'>{html.escape(d)}</h3><div class='figs'>" + "".join(figs) + "</div>")
+            out.append(f"<h3 id='figures-{html.escape(d)}'>{html.escape(d)}</h3><div class='figs'>"
+                       + "".join(figs) + "</div>")
     run = [_img(stems[key], title) for key, title in RUN_FIGURES if key in stems]
     if run:
         out.append("<h3 id='figures-run'>Training and diagnostics</h3><div class='figs'>" + "".join(run) + "</div>")
@@ -185,54 +190,63 @@ def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, f
     figs = _figures(figures_dir, datasets) if figures_dir and figures_dir.is_dir() else []
     top = "<a class='top' href='#top'>↑ top</a>"
 
-    toc = ["<li><a href='#claims'>Claims</a> (verdict per dataset)</li>", "<li><a href='#health'>Baseline health</a></li>"]
+    toc = ["<li><a href='#claims'>Claims</a> (verdict per dataset)</li>",
+           "<li><a href='#health'>Baseline health</a></li>"]
     if mains:
         toc.append("<li><a href='#tables'>Main tables</a>: " + ", ".join(
             f"<a href='#{e(c.stem)}'>{e(c.stem[5:])}</a>" for c in mains) + "</li>")
     if figs:
         toc.append("<li><a href='#figures'>Key figures</a></li>")
-    toc.append("<li><a href='#details'>Claim details</a>: " + " ".join(f"<a href='#{v.id}'>{v.id}</a>" for v in verdicts) + "</li>")
+    toc.append("<li><a href='#details'>Claim details</a>: "
+               + " ".join(f"<a href='#{v.id}'>{v.id}</a>" for v in verdicts) + "</li>")
     if any(f and f.is_dir() for f in (tables_dir, figures_dir)):
         toc.append("<li><a href='#files'>All tables and figures</a></li>")
 
-    out = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, "
-            f"initial-scale=1'><title>{e(title)}</title><style>{CSS}</style></head><body id='top'>"),
+    out = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{e(title)}</title><style>{CSS}</style></head><body id='top'>"),
            f"<h1>{e(title)}</h1><p class='pre'>{e(preamble)}</p>",
            "<nav class='toc'><b>Contents</b><ul>" + "".join(toc) + "</ul></nav>",
-           f"<h2 id='claims'>Claims{top}</h2><div class='scroll'><table class='claims'><thead><tr><th>id</th><th>claim</th>"
-           "<th>verdict</th>" + "".join(f"<th>{e(d)}</th>" for d in datasets) + "</tr></thead><tbody>"]
+           f"<h2 id='claims'>Claims{top}</h2><div class='scroll'><table class='claims'><thead><tr>"
+           "<th>id</th><th>claim</th><th>verdict</th>"
+           + "".join(f"<th>{e(d)}</th>" for d in datasets) + "</tr></thead><tbody>"]
     for v in verdicts:
         cells = "".join(f"<td style='background:{COLOUR.get(_base(v.per_dataset.get(d, '')), '#fff3cd')}'>"
                         f"{e(v.per_dataset.get(d, '–'))}</td>" for d in datasets)
         out.append(f"<tr><td><a href='#{v.id}'>{v.id}</a></td><td>{e(v.claim)}</td>"
                    f"<td class='verdict' style='background:{COLOUR.get(_base(v.verdict), '#fff3cd')}'>"
                    f"{e(v.verdict)}</td>{cells}</tr>")
-    out.append(f"</tbody></table></div><h2 id='health'>Baseline health{top}</h2><div class='scroll'><table class='health'>"
-               "<thead><tr><th>dataset</th><th>check</th><th>rule</th><th>numbers</th><th>status</th></tr></thead><tbody>")
+    out.append(f"</tbody></table></div><h2 id='health'>Baseline health{top}</h2>"
+               "<div class='scroll'><table class='health'><thead>"
+               "<tr><th>dataset</th><th>check</th><th>rule</th><th>numbers</th><th>status</th></tr></thead><tbody>")
     out += [f"<tr><td>{e(c.dataset)}</td><td>{e(c.id)}</td><td>{e(c.rule)}</td><td>{e(c.numbers)}</td>"
-            f"<td style='background:{'#d4edda' if c.status == 'pass' else '#f8d7da'}'>{e(c.status)}</td></tr>" for c in checks]
+            f"<td style='background:{'#d4edda' if c.status == 'pass' else '#f8d7da'}'>{e(c.status)}</td></tr>"
+            for c in checks]
     out.append("</tbody></table></div>")
     if mains:
         out.append(f"<h2 id='tables'>Main tables{top}</h2>")
         out += [f"<h3 id='{e(csv.stem)}'>{e(csv.stem[5:])} <span class='top'>({e(csv.stem)}: "
                 f"<a href='../{e(tables_dir.name)}/{e(csv.stem)}.md'>md</a> · "
                 f"<a href='../{e(tables_dir.name)}/{e(csv.stem)}.csv'>csv</a> · "
-                f"<a href='../{e(tables_dir.name)}/{e(csv.stem)}.tex'>tex</a>)</span></h3>" + _table_html(csv, main=True)
-                for csv in mains]
+                f"<a href='../{e(tables_dir.name)}/{e(csv.stem)}.tex'>tex</a>)</span></h3>"
+                + _table_html(csv, main=True) for csv in mains]
     if figs:
         out.append(f"<h2 id='figures'>Key figures{top}</h2>")
         out += figs
     out.append(f"<h2 id='details'>Claim details{top}</h2>")
     for v in verdicts:
-        out.append(f"<h3 id='{v.id}'>{v.id}: {e(v.claim)}</h3><p class='verdict'>Verdict: <span style='background:{COLOUR.get(_base(v.verdict), '#fff3cd')};padding:0 .3em'>{e(v.verdict)}</span></p>"
+        out.append(f"<h3 id='{v.id}'>{v.id}: {e(v.claim)}</h3><p class='verdict'>Verdict: "
+                   f"<span style='background:{COLOUR.get(_base(v.verdict), '#fff3cd')};padding:0 .3em'>"
+                   f"{e(v.verdict)}</span></p>"
                    f"<p class='rule'>Rule (fixed before the numbers): {e(v.rule)}</p>")
         if v.note:
             out.append(f"<p>Note: {e(v.note)}</p>")
         if v.evidence:
-            out.append("<div class='scroll'><table class='evidence'><thead><tr><th>dataset</th><th>arm A</th><th>value</th>"
-                       "<th>versus (B)</th><th>units</th><th>outcome</th></tr></thead><tbody>")
-            out += [f"<tr>{''.join(f'<td>{e(str(x[k]))}</td>' for k in ('dataset', 'what', 'value', 'versus', 'versus_value', 'outcome'))}</tr>"
-                    for x in v.evidence]
+            out.append("<div class='scroll'><table class='evidence'><thead><tr>"
+                       "<th>dataset</th><th>arm A</th><th>value</th><th>versus (B)</th><th>units</th><th>outcome</th>"
+                       "</tr></thead><tbody>")
+            cols = ("dataset", "what", "value", "versus", "versus_value", "outcome")
+            out += [f"<tr>{''.join(f'<td>{e(str(x[k]))}</td>' for k in cols)}</tr>" for x in v.evidence]
             out.append("</tbody></table></div>")
     files = [f"<h3>{e(folder.name)}</h3><ul class='files'>{_files(folder)}</ul>"
              for folder in (tables_dir, figures_dir) if folder and folder.is_dir()]

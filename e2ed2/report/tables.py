@@ -246,8 +246,8 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tu
     summary = summarise(rows)
     summary.insert(0, "arm", [row_label(r, spec, K) for _, r in summary.iterrows()])
     order = {m: i for i, m in enumerate([FLOOR_METHOD, *NAMES])}
-    summary = summary.sort_values(["method", "variant", "nfe"], key=lambda c: c.map(order).fillna(99) if c.name == "method"
-                                  else c, kind="stable")
+    summary = summary.sort_values(["method", "variant", "nfe"],
+                                  key=lambda c: c.map(order).fillna(99) if c.name == "method" else c, kind="stable")
     table = wide(summary).drop(columns=["method", "variant"])
     tail = ", ".join(p for p in (floor_sentence(df, dataset), clip_eval_clause(clip_eval)) if p)
     sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width over replicates "
@@ -283,10 +283,12 @@ def to_markdown(table: pd.DataFrame, caption: str) -> str:
 
 # characters of the captions and cells → LaTeX (text mode; \ensuremath so adjacent symbols never form $$)
 _TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"\ensuremath{\pm}", "↓": r"\ensuremath{\downarrow}",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"\ensuremath{\pm}",
+        "↓": r"\ensuremath{\downarrow}",
         "↑": r"\ensuremath{\uparrow}", "×": r"\ensuremath{\times}", "·": r"\ensuremath{\cdot}", "–": "--", "—": "---",
         "²": r"\ensuremath{^2}", "¹": r"\ensuremath{^1}", "₀": r"\ensuremath{_0}", "η": r"\ensuremath{\eta}",
-        "ε": r"\ensuremath{\varepsilon}", "β": r"\ensuremath{\beta}", "σ": r"\ensuremath{\sigma}", "‖": r"\ensuremath{\|}",
+        "ε": r"\ensuremath{\varepsilon}", "β": r"\ensuremath{\beta}", "σ": r"\ensuremath{\sigma}",
+        "‖": r"\ensuremath{\|}",
         "→": r"\ensuremath{\to}", "≤": r"\ensuremath{\le}", "≥": r"\ensuremath{\ge}", "−": "-", "’": "'"}
 
 
@@ -311,7 +313,8 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     cols = "l" * len(ROW_KEYS[:2]) + "r" * (len(table.columns) - 2)
     sentence, notes = split_caption(caption)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(sentence)}}}", rf"\label{{{label}}}",
-             rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(_tex(c) for c in table.columns) + r" \\", r"\midrule"]
+             rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(_tex(c) for c in table.columns) + r" \\",
+             r"\midrule"]
     lines += [" & ".join(_tex(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     if notes:
@@ -322,7 +325,8 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
 
 def health_table(df: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str]:
     t = health.table(health.checks(df, spec))
-    return t, join_caption("Baseline health: each published ordering checked on the mean FID of each arm (main variant).",
+    return t, join_caption("Baseline health: each published ordering checked on the mean FID of each arm "
+                           "(main variant).",
                            [("'missing' = the arms of the check were not sampled; a claim resting on a check that is "
                              "not 'pass' is not credible (e2ed2/report/health.py).")])
 
@@ -345,7 +349,8 @@ def sigma_error_table(diag: dict) -> tuple[pd.DataFrame, str] | None:
         f"Denoising error per noise level σ of each teacher on N = {n} held-out images (one fixed noise draw), EMA and "
         f"online weights.",
         [("x̂₀-MSE = mean ‖D(x₀ + σn, σ) − x₀‖², ε-MSE = x̂₀-MSE/σ²; the last column is the x̂₀-MSE of predicting the "
-          "per-pixel data mean (a denoiser worse than it at large σ ignores its input). python -m e2ed2.diagnose sigma-error.")])
+          "per-pixel data mean (a denoiser worse than it at large σ ignores its input). "
+          "python -m e2ed2.diagnose sigma-error.")])
 
 
 def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None,
