@@ -22,7 +22,8 @@ configfile: "workflows/config/default.yaml"
 include: "workflows/rules/common.smk"
 
 
-validate_config(config, "workflows/schemas/config.schema.yaml")  # one line naming the key
+# one line naming the key on a bad config
+validate_config(config, "workflows/schemas/config.schema.yaml")
 PLAN.validate()  # every method/net/train knob of every model, at DAG build
 
 

@@ -72,3 +72,13 @@ def test_run_config_rejects_unknown_top_level_keys(tmp_path):
         load_run_config(str(path))
     cfg = load_run_config(None, '{"data": "mnist5k", "method": {"name": "ddpm"}}', ["train.lr=1e-4", "train.steps=5"])
     assert cfg["train"] == {"lr": "1e-4", "steps": 5} and TrainConfig.from_dict(cfg["train"]).lr == 1e-4
+
+
+def test_the_example_run_config_is_valid():
+    from pathlib import Path
+
+    from e2ed2.registry import validate_run_config
+
+    cfg = load_run_config(str(Path(__file__).resolve().parents[1] / "workflows/config/run.example.yaml"))
+    validate_run_config(cfg)
+    assert TrainConfig.from_dict(cfg["train"]).steps == 200

@@ -69,7 +69,8 @@ def test_coco30k_encodes_once_and_every_train_job_reads_latents(coco_jobs):
     assert "python -m e2ed2.latent encode" in encode["shell"] and "--vae sd-vae-ft-mse" in encode["shell"]
     assert f"--out {latents}" in encode["shell"]
     train = by_rule(coco_jobs, "train")
-    assert len(train) == 9
+    # edm, ddpm, cd, ct, e2ed2/main × 2 training seeds, five single-seed E2ED² variants
+    assert len(train) == 4 + 2 + 5
     for job in train:
         assert latents in job["input"]
         config = run_config(job)
@@ -99,8 +100,14 @@ def test_latent_block_wires_any_config(tmp_path):
     path = tmp_path / "latent.yaml"
     path.write_text(yaml.safe_dump(config))
     jobs = dry_run(path)
-    (encode,) = by_rule(jobs, "encode_latents")
-    assert "--subfolder vae" in encode["shell"] and "--batch-size 8" in encode["shell"]
-    for job in by_rule(jobs, "train"):
+    encodes = by_rule(jobs, "encode_latents")
+    datasets = sorted(config["datasets"])
+    assert len(encodes) == len(datasets)  # one encode job per dataset
+    for encode in encodes:
+        assert "--subfolder vae" in encode["shell"] and "--batch-size 8" in encode["shell"]
+    train = by_rule(jobs, "train")
+    assert train
+    for job in train:
+        (dataset,) = [d for d in datasets if f"results/{RUN}/{d}/train/" in job["shell"]]
         assert run_config(job)["latent"] == {"vae": "/nowhere/vae", "subfolder": "vae",
-                                             "latents": f"results/{RUN}/data/mnist5k.latents.npz"}
+                                             "latents": f"results/{RUN}/data/{dataset}.latents.npz"}

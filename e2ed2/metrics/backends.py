@@ -57,14 +57,16 @@ def check_backend(backend: str) -> str:
 
 # --- clean-fid ----------------------------------------------------------------------------------
 
-def clean_features(images: np.ndarray, net, *, batch_size: int = 50, device=torch.device("cpu")) -> np.ndarray:
-    """uint8 N×3×H×W → float32 N×2048 through clean-fid's clean resizer and batch-feature function."""
+def clean_features(images: np.ndarray, net, *, batch_size: int = 50, device=torch.device("cpu"),
+                   progress=None) -> np.ndarray:
+    """uint8 N×3×H×W → float32 N×2048 through clean-fid's clean resizer and batch-feature function.
+    ``progress`` (optional) wraps the iterable of batch starts (the CLI's progress reporter)."""
     from cleanfid.fid import get_batch_features
     from cleanfid.resize import build_resizer
 
     resize = build_resizer("clean")  # PIL bicubic, float, per channel, to 299×299; values in [0, 255]
-    out = []
-    for lo in range(0, len(images), batch_size):
+    out, starts = [], range(0, len(images), batch_size)
+    for lo in progress(starts) if progress else starts:
         # N×299×299×3 float32 viewed as N×3×299×299: already channels-last, so no transpose copy
         batch = torch.from_numpy(np.stack([resize(im.transpose(1, 2, 0)) for im in images[lo:lo + batch_size]]))
         out.append(get_batch_features(batch.permute(0, 3, 1, 2), net, device))
@@ -164,13 +166,14 @@ def _fidelity_extractor(path: str | None, device: str, fast: bool):
 
 
 def fidelity_features(images: np.ndarray, path: str | None, *, batch_size: int = 50, device=torch.device("cpu"),
-                      fast: bool = True) -> np.ndarray:
-    """uint8 N×3×H×W → float32 N×2048 through torch-fidelity's own dataset/feature loop."""
+                      fast: bool = True, progress=None) -> np.ndarray:
+    """uint8 N×3×H×W → float32 N×2048 through torch-fidelity's own dataset/feature loop
+    (``progress`` given: torch-fidelity's own progress bar on stderr)."""
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
     extractor = _fidelity_extractor(path, str(device), fast)
     feats = get_featuresdict_from_dataset(_UInt8Images(images), extractor, batch_size, cuda=device.type == "cuda",
-                                          save_cpu_ram=True, verbose=False)
+                                          save_cpu_ram=True, verbose=progress is not None)
     return feats["2048"].numpy().astype(np.float32)
 
 
@@ -201,7 +204,7 @@ def precision_recall(gen: np.ndarray, real: np.ndarray) -> list[dict]:
 # --- one entry point per backend -----------------------------------------------------------------
 
 def features(backend: str, images_rgb: np.ndarray, *, inception_path=None, batch_size: int = 50,
-             device=torch.device("cpu"), fast: bool = True) -> np.ndarray:
+             device=torch.device("cpu"), fast: bool = True, progress=None) -> np.ndarray:
     check_backend(backend)
     if images_rgb.ndim != 4 or images_rgb.shape[1] != 3 or images_rgb.dtype != np.uint8:
         raise ValueError(f"expected uint8 N×3×H×W images, got {images_rgb.dtype} {images_rgb.shape}")
@@ -209,8 +212,8 @@ def features(backend: str, images_rgb: np.ndarray, *, inception_path=None, batch
     with exact_fp32():
         if backend == "clean-fid":
             net, _ = network(path, fast, str(device))
-            return clean_features(images_rgb, net, batch_size=batch_size, device=device)
-        return fidelity_features(images_rgb, path, batch_size=batch_size, device=device, fast=fast)
+            return clean_features(images_rgb, net, batch_size=batch_size, device=device, progress=progress)
+        return fidelity_features(images_rgb, path, batch_size=batch_size, device=device, fast=fast, progress=progress)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ uses the reference's backend, so a set is never scored against statistics of ano
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -65,8 +66,9 @@ def image_features(images: np.ndarray, backend: str, args) -> tuple[np.ndarray, 
     """(features, preprocessing notes, extraction timing) for uint8 N×C×H×W images."""
     rgb, notes = common.to_rgb(images)
     t0 = time.perf_counter()
+    progress = functools.partial(cli.progress, desc=f"Inception features ({len(images)} images)")
     feats = backends.features(backend, rgb, inception_path=args.inception, batch_size=args.batch_size,
-                              device=args.device_obj, fast=not args.torchscript)
+                              device=args.device_obj, fast=not args.torchscript, progress=progress)
     seconds = time.perf_counter() - t0
     return feats, notes, {"seconds": seconds, "images_per_s": len(images) / seconds, "batch_size": args.batch_size}
 

@@ -84,12 +84,12 @@ def build_parser():
         if name in ("figures", "all"):
             sp.add_argument("--samples", default=None, nargs="*",
                             help="folders of sample sets for the fixed-latent grids")
+            sp.add_argument("--grid-seeds", type=int, default=4, help="seeds per grid cell")
         if name in ("tables", "figures", "all"):
             sp.add_argument("--diagnostics", default=None, nargs="*", help="sigma_error.csv / curve.csv files")
         if name in ("tables", "all"):
             sp.add_argument("--clip-eval", default=None, nargs="*", help="the small CLIP's model.eval.json files "
                             "(<run>/<dataset>/clip/model.eval.json): zero-shot accuracy in the main table captions")
-            sp.add_argument("--grid-seeds", type=int, default=4, help="seeds per grid cell")
     return p
 
 
