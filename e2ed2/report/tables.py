@@ -42,7 +42,8 @@ def name(method: str) -> str:
 
 
 def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int | None = None) -> str:
-    """'mean ± half-width' with ≥ 2 replicates and a finite interval; the bare mean marked ¹ with
+    """'mean ± half-width' with ≥ 2 replicates and a finite interval ('mean [low, high]' where the
+    metric's range makes it asymmetric); the bare mean marked ¹ with
     one replicate (a single-set Wilson interval is not shown); '–' when nothing was measured."""
     if not math.isfinite(mean):
         return "–"
@@ -50,7 +51,10 @@ def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int 
         return f"{mean:.{digits}f}{SINGLE}"
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+    half = (high - low) / 2
+    if abs((mean - low) - (high - mean)) > 10 ** -digits:  # bounded by the metric's range: not symmetric
+        return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
 def digits_for(metric: str) -> int:
@@ -250,7 +254,8 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tu
                                   key=lambda c: c.map(order).fillna(99) if c.name == "method" else c, kind="stable")
     table = wide(summary).drop(columns=["method", "variant"])
     tail = ", ".join(p for p in (floor_sentence(df, dataset), clip_eval_clause(clip_eval)) if p)
-    sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width over replicates "
+    sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width ([low, high] where the "
+                f"metric's range bounds it) over replicates "
                 f"({_block_text(rows)} of N = {_ns(rows)} images; count in the last column); {tail}.")
     return table, join_caption(sentence, _notes(table, provenance(rows)))
 
@@ -268,7 +273,8 @@ def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tu
     table = wide(summarise(rows))
     table["method"] = table["method"].map(name)
     sentence = (f"{dataset}: ablation {claim} of {name(spec['method'])} ({arms_txt}), mean ± 95% t-interval half-width "
-                f"over replicates ({_block_text(rows)} of N = {_ns(rows)} images); {floor_sentence(df, dataset)}.")
+                f"([low, high] where bounded) over replicates ({_block_text(rows)} of N = {_ns(rows)} images); "
+                f"{floor_sentence(df, dataset)}.")
     return table, join_caption(sentence, _notes(table, provenance(rows)))
 
 
