@@ -76,7 +76,7 @@ def test_gpu_dag_covers_both_datasets_every_method_three_blocks_two_seeds(gpu_da
         assert {m for d, m, _, _ in trained if d == dataset} == {"edm", "ddpm", "cd", "ct", "e2ed2"}
         assert {w["method"] for w in sampled if w["dataset"] == dataset} == {"edm", "ddpm", "ddim", "cd", "ct", "e2ed2"}
         arms = {v for d, m, v, _ in trained if d == dataset and m == "e2ed2"}
-        assert arms == {"main", "k1", "k4", "leaky", "noperc", "noadv"}
+        assert arms == {"main", "k1", "k4", "leaky", "noperc", "noadv", "tpair"}  # tpair: teacher pairing
         for arm in arms:  # ≥ 2 training seeds for every E2ED² arm
             assert {s for d, m, v, s in trained if (d, m, v) == (dataset, "e2ed2", arm)} >= {"0", "1"}
     blocks = Counter((w["dataset"], w["method"], w["variant"], w["seed"], w["sampler"], w["steps"]) for w in sampled)
