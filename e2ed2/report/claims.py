@@ -108,12 +108,13 @@ def all_better(v: Verdict, pairs: pd.DataFrame, claim: str, checks, need: str) -
                    else INCONCLUSIVE)
         # losing to a baseline that passes every health check refutes "better than every baseline"
         # whatever the other baselines' health: that refutation stands; anything else is gated
-        bad = {m for c in health.failed_for(checks, dataset, _methods_of(r)) for m in c.methods}
+        methods = _methods_of(r)
+        bad = {m for c in health.failed_for(checks, dataset, methods) for m in c.methods}
         healthy = ~r.loc[pooled.index, "b"].map(_method_of).isin(bad)
         beaten_by = sorted({_method_of(b) for b in r.loc[pooled.index[(pooled == "worse") & healthy], "b"]})
         passing = "a baseline passing its" if len(beaten_by) == 1 else "baselines passing their"
         v.per_dataset[dataset] = (f"{NOT_SUPPORTED} (worse than {', '.join(beaten_by)}: {passing} health checks)"
-                                  if beaten_by and bad else _gate(verdict, checks, dataset, _methods_of(r)))
+                                  if beaten_by and bad else _gate(verdict, checks, dataset, methods))
     v.verdict = combine(v.per_dataset)
     return v
 

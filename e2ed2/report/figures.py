@@ -25,7 +25,7 @@ from ..atomic import atomic_write
 from .aggregate import FLOOR_METHOD
 from .ci import summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
-from .tables import NAMES, compact_hardware, name
+from .tables import NAMES, compact_hardware, name, rank
 
 LABEL = {"fid": "FID (lower is better)", "kid": "KID (lower is better)",
          "clip_score": "CLIP score, 100·max(cos, 0) (higher is better)",
@@ -42,14 +42,17 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 COLOURS = dict(zip([m for m in NAMES if m != FLOOR_METHOD], sns.color_palette("tab10")))
 
 
+DPI = 150  # PNG resolution of every figure (the sample grid is laid out for it)
+
+
 def save(fig, out_dir, name_: str) -> list[Path]:
-    """Write ``name_``.png (150 dpi) and ``name_``.pdf atomically."""
+    """Write ``name_``.png (DPI) and ``name_``.pdf atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
         with atomic_write(out / f"{name_}.{ext}") as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext)
         paths.append(out / f"{name_}.{ext}")
     return paths
 
@@ -58,6 +61,18 @@ def subplots(nrows=1, ncols=1, figsize=(6.4, 4.2), squeeze=True):
     """A pyplot-free figure (no global backend or state): Figure + its axes."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
+
+def panel_grid(n: int, width: float, height: float):
+    """A figure of ``n`` panels, two per row, each ``width`` × ``height`` inches; returns (fig,
+    the n axes in reading order), the spare axis of an odd count hidden."""
+    ncols = min(2, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = subplots(nrows, ncols, (width * ncols, height * nrows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def colour(method: str, i: int = 0):
@@ -219,9 +234,7 @@ def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: di
 
 def _order(g: pd.DataFrame):
     """Legend order: registered methods in NAMES order, then by name."""
-    order = {m: i for i, m in enumerate(NAMES)}
-    m = g["method"].iloc[0]
-    return (order.get(m, 99), str(g["series"].iloc[0]))
+    return (rank(g["method"].iloc[0]), str(g["series"].iloc[0]))
 
 
 def _n_of(s: pd.DataFrame) -> int | None:
@@ -310,14 +323,11 @@ def training_curves(runs: pd.DataFrame):
     runs = runs.dropna(subset=["value"]).assign(line=lambda r: _run_labels(r))
     if runs.empty:
         return None
-    order = {m: i for i, m in enumerate(NAMES)}
-    panels = sorted(runs.groupby(["method", "loss"]).groups, key=lambda k: (order.get(k[0], 99), str(k[0]), str(k[1])))
-    ncols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = subplots(nrows, ncols, (4.4 * ncols, 3.2 * nrows), squeeze=False)
+    panels = sorted(runs.groupby(["method", "loss"]).groups, key=lambda k: (rank(k[0]), str(k[0]), str(k[1])))
+    fig, axes = panel_grid(len(panels), 4.4, 3.2)
     datasets = sorted(runs["dataset"].astype(str).unique())
     dash = dict(zip(datasets, ["-", "--", ":", "-."] * 4))
-    for ax, (method, loss) in zip(axes.flat, panels):
+    for ax, (method, loss) in zip(axes, panels):
         g = runs[(runs["method"] == method) & (runs["loss"] == loss)]
         lines = sorted(g["line"].unique())
         pal = sns.color_palette("tab10" if len(lines) <= 10 else "husl", n_colors=len(lines))
@@ -334,8 +344,6 @@ def training_curves(runs: pd.DataFrame):
                      f"({g['line'].nunique()} run{'s' if g['line'].nunique() > 1 else ''})")
         ax.legend(title="run" + (" (line style: dataset)" if len(datasets) > 1 else ""), fontsize=6.5, title_fontsize=7,
                   loc="best")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     fig.suptitle(f"Training losses per method and phase — {', '.join(datasets)} ({runs['run'].nunique()} runs)", y=1.0)
     fig.tight_layout()
     return fig
@@ -355,10 +363,8 @@ def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
                 panels.append((claim, summarise(rows), variants, arms))
     if not panels:
         return None
-    ncols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = subplots(nrows, ncols, (4.6 * ncols, 3.5 * nrows), squeeze=False)
-    for ax, (claim, s, variants, arms) in zip(axes.flat, panels):
+    fig, axes = panel_grid(len(panels), 4.6, 3.5)
+    for ax, (claim, s, variants, arms) in zip(axes, panels):
         nfes, width = sorted(s["nfe"].unique()), 0.8 / len(variants)
         roles = ({v: f" (trained K={k})" for v, k in arms["variants"].items()} if claim == "C4"
                  else {variants[0]: " (treatment)", variants[1]: " (control)"})
@@ -375,8 +381,6 @@ def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
         ax.set(xlabel="NFE (network evaluations per image)", ylabel=LABEL.get(metric, metric),
                title=f"{dataset}: {claim}, {ABLATION_TITLES.get(claim, 'ablation')}\n{_n_text(s)}")
         legend(ax, f"{name(spec['method'])} variant", outside=False, fontsize=7, ncol=2, loc="upper center")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -389,10 +393,8 @@ def learning_curves(diag: dict, df: pd.DataFrame | None = None):
         return None
     c = c.assign(sampler_steps=c["sampler"] + "-" + c["steps"].astype(str) + " (NFE " + c["nfe"].astype(str) + ")")
     panels = sorted(c.groupby(["dataset", "model"]).groups)
-    ncols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = subplots(nrows, ncols, (5.0 * ncols, 3.6 * nrows), squeeze=False)
-    for ax, (dataset, model) in zip(axes.flat, panels):
+    fig, axes = panel_grid(len(panels), 5.0, 3.6)
+    for ax, (dataset, model) in zip(axes, panels):
         g = c[(c["dataset"] == dataset) & (c["model"] == model)]
         n = int(g["n"].max()) if "n" in g and g["n"].notna().any() else None
         for i, (label, h) in enumerate(sorted(g.groupby("sampler_steps"))):
@@ -407,8 +409,6 @@ def learning_curves(diag: dict, df: pd.DataFrame | None = None):
                      f"during training"
                      f"\nN = {n if n is not None else '?'} images per point")
         ax.legend(title="sampler", fontsize=7, title_fontsize=7, loc="best")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import NAMES, name
+from .figures import DPI
+from .tables import name, rank
 
 
 def find_sample_sets(root) -> pd.DataFrame:
@@ -48,11 +49,11 @@ def find_sample_sets(root) -> pd.DataFrame:
     return df
 
 
-PAGE_WIDTH_IN = 7.0   # the figure's width: a page's text width
-DPI = 150             # figures.save writes PNGs at this resolution
+PAGE_WIDTH_IN = 7.0   # the figure's width: a page's text width (DPI: figures.save's resolution)
 MIN_IMAGE_IN = 0.25   # every sample at least this wide on the page
 LABEL_IN = 1.45       # room for the row labels (method, sampler)
 GAP, MISSING = 150, 235  # grey between the samples of a cell; light where a cell was not sampled
+PAD = 2               # pixels around each sample inside a cell
 
 
 def _row_label(method: str, sampler: str) -> str:
@@ -60,34 +61,48 @@ def _row_label(method: str, sampler: str) -> str:
 
 
 def _row_order(label: str):
-    order = {m: i for i, m in enumerate(NAMES)}
-    return (order.get(label.split(" [")[0], 99), label)
+    return (rank(label.split(" [")[0]), label)
 
 
-def fixed_latent_grid(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
-    """Assemble the grid array (uint8 H×W[×3]) plus row and column labels; None if no set holds seeds 0..k-1."""
+def _cells(sets: pd.DataFrame, k: int, variant: str):
+    """(rows, cols, {(row, steps): the k images of seeds 0..k-1}) of the sets holding those seeds;
+    None when no set does."""
     want = np.arange(k)
     sets = sets[(sets["variant"] == variant) & sets["seeds"].map(lambda s: np.isin(want, s).all())]
     if sets.empty:
         return None
     rows = sorted(dict.fromkeys(_row_label(m, s) for m, s in zip(sets["method"], sets["sampler"])), key=_row_order)
-    cols = sorted(sets["steps"].unique())
+    cols = [int(s) for s in sorted(sets["steps"].unique())]
     cells = {}
     for _, r in sets.iterrows():
         with np.load(r["path"]) as z:
             idx = [int(np.flatnonzero(z["seeds"] == s)[0]) for s in want]
-            cells[(_row_label(r["method"], r["sampler"]), r["steps"])] = z["images"][idx]
+            cells[(_row_label(r["method"], r["sampler"]), int(r["steps"]))] = z["images"][idx]
+    return rows, cols, cells
+
+
+def _assemble(rows: list, cols: list, cells: dict, k: int):
+    """The grid array (uint8 H×W[×3]) and one cell's (height, width) in pixels."""
     c, h, w = next(iter(cells.values())).shape[1:]
-    pad = 2
-    cell_w, cell_h = k * (w + pad) + 3 * pad, h + 3 * pad
+    cell_w, cell_h = k * (w + PAD) + 3 * PAD, h + 3 * PAD
     grid = np.full((c, len(rows) * cell_h, len(cols) * cell_w), MISSING, np.uint8)  # light: cells not sampled
     for (row, steps), ims in cells.items():
-        y0, x0 = rows.index(row) * cell_h + pad, cols.index(steps) * cell_w + pad
-        grid[:, y0 - pad: y0 + h + pad, x0 - pad: x0 + k * (w + pad)] = GAP  # grey: gaps in a cell
+        y0, x0 = rows.index(row) * cell_h + PAD, cols.index(steps) * cell_w + PAD
+        grid[:, y0 - PAD: y0 + h + PAD, x0 - PAD: x0 + k * (w + PAD)] = GAP  # grey: gaps in a cell
         for i, im in enumerate(ims):  # seed i at position i of every cell
-            grid[:, y0: y0 + h, x0 + i * (w + pad): x0 + i * (w + pad) + w] = im
+            grid[:, y0: y0 + h, x0 + i * (w + PAD): x0 + i * (w + PAD) + w] = im
     image = grid[0] if c == 1 else grid.transpose(1, 2, 0)
-    return image, rows, [int(s) for s in cols], (cell_h, cell_w)
+    return image, (cell_h, cell_w)
+
+
+def fixed_latent_grid(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
+    """Assemble the grid array (uint8 H×W[×3]) plus row and column labels; None if no set holds seeds 0..k-1."""
+    built = _cells(sets, k, variant)
+    if built is None:
+        return None
+    rows, cols, cells = built
+    image, size = _assemble(rows, cols, cells, k)
+    return image, rows, cols, size
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
@@ -101,13 +116,13 @@ def grid_figure(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
     leaves out the methods sampled at none of its budgets)."""
     from matplotlib.figure import Figure
 
-    built = fixed_latent_grid(sets, k, variant)
+    built = _cells(sets, k, variant)
     if built is None:
         return None
-    image, rows, cols, (ch0, cw0) = built
-    sampled = np.array([[(image[i * ch0:(i + 1) * ch0, j * cw0:(j + 1) * cw0] != MISSING).any()
-                         for j in range(len(cols))] for i in range(len(rows))])
-    h = ch0 - 6  # one sample's height (cell = sample + 3 × pad of 2 px)
+    rows, cols, cells = built
+    image, (ch0, cw0) = _assemble(rows, cols, cells, k)
+    sampled = {(rows.index(row), cols.index(steps)) for row, steps in cells}
+    h = next(iter(cells.values())).shape[2]  # one sample's height
     factor = max(1, math.ceil(MIN_IMAGE_IN * DPI / max(h, 1)))
     big, ch, cw = upscale(image, factor), ch0 * factor, cw0 * factor
     per_panel = max(1, int((PAGE_WIDTH_IN - LABEL_IN - 0.15) * DPI // cw))
@@ -116,7 +131,7 @@ def grid_figure(sets: pd.DataFrame, k: int = 4, variant: str = "main"):
     panels = []
     for start in range(0, len(cols), per_panel):
         chunk = list(range(start, min(start + per_panel, len(cols))))
-        panels.append((chunk, [i for i in range(len(rows)) if sampled[i, chunk].any()]))
+        panels.append((chunk, [i for i in range(len(rows)) if any((i, j) in sampled for j in chunk)]))
     top, gap, bottom = 0.5, 0.3, 0.25  # inches: title, column labels under each panel, note
     height = top + sum(len(r) * ch / DPI + gap for _, r in panels) + bottom
     fig = Figure(figsize=(PAGE_WIDTH_IN, height))

@@ -29,6 +29,11 @@ def _base(verdict: str) -> str:
     return verdict.split(" (")[0]
 
 
+def _bg(verdict: str) -> str:
+    """The background colour of a verdict's cell (amber for inconclusive and anything else)."""
+    return COLOUR.get(_base(verdict), "#fff3cd")
+
+
 def _icon(verdict: str) -> str:
     return ICON.get(_base(verdict), "❔")
 
@@ -211,10 +216,10 @@ def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, f
            "<th>id</th><th>claim</th><th>verdict</th>"
            + "".join(f"<th>{e(d)}</th>" for d in datasets) + "</tr></thead><tbody>"]
     for v in verdicts:
-        cells = "".join(f"<td style='background:{COLOUR.get(_base(v.per_dataset.get(d, '')), '#fff3cd')}'>"
+        cells = "".join(f"<td style='background:{_bg(v.per_dataset.get(d, ''))}'>"
                         f"{e(v.per_dataset.get(d, '–'))}</td>" for d in datasets)
         out.append(f"<tr><td><a href='#{v.id}'>{v.id}</a></td><td>{e(v.claim)}</td>"
-                   f"<td class='verdict' style='background:{COLOUR.get(_base(v.verdict), '#fff3cd')}'>"
+                   f"<td class='verdict' style='background:{_bg(v.verdict)}'>"
                    f"{e(v.verdict)}</td>{cells}</tr>")
     out.append(f"</tbody></table></div><h2 id='health'>Baseline health{top}</h2>"
                "<div class='scroll'><table class='health'><thead>"
@@ -236,7 +241,7 @@ def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, f
     out.append(f"<h2 id='details'>Claim details{top}</h2>")
     for v in verdicts:
         out.append(f"<h3 id='{v.id}'>{v.id}: {e(v.claim)}</h3><p class='verdict'>Verdict: "
-                   f"<span style='background:{COLOUR.get(_base(v.verdict), '#fff3cd')};padding:0 .3em'>"
+                   f"<span style='background:{_bg(v.verdict)};padding:0 .3em'>"
                    f"{e(v.verdict)}</span></p>"
                    f"<p class='rule'>Rule (fixed before the numbers): {e(v.rule)}</p>")
         if v.note:

@@ -1,11 +1,13 @@
 """Tables: the main comparison and the ablations, as CSV, Markdown and LaTeX (booktabs).
 
 A cell with two or more replicates (sampling-seed blocks × training seeds) is the mean ± the
-half-width of its 95% t-interval; a cell with one replicate is the bare mean marked ¹ (no
-interval). A caption is one sentence saying what the table is (dataset, N per block, the
-replicates, the real-data floor FID and the real-image CLIP score), followed by its footnote
-lines (the ¹ note where used, one provenance line: feature networks, preprocessing, reference,
-hardware); in this module a caption is that sentence and its footnotes joined by newlines.
+half-width of its 95% t-interval, or the mean [low, high] where the metric's range makes the
+interval asymmetric (``ci.RANGES``: FID, FD_CLIP, CLIP score, precision, recall); a cell with
+one replicate is the bare mean marked ¹ (no interval). A caption is one sentence saying what the
+table is (dataset, N per block, the replicates, the real-data floor FID and the real-image CLIP
+score), followed by its footnote lines (the ¹ note where used, one provenance line: feature
+networks, preprocessing, reference, hardware); in this module a caption is that sentence and its
+footnotes joined by newlines.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def name(method: str) -> str:
     return NAMES.get(str(method), str(method))
 
 
+_RANK = {m: i for i, m in enumerate(NAMES)}
+
+
+def rank(method: str) -> int:
+    """Display order of a method in tables, legends and grids: NAMES order, unregistered ones last."""
+    return _RANK.get(str(method), len(_RANK))
+
+
 def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int | None = None) -> str:
     """'mean ± half-width' with ≥ 2 replicates and a finite interval ('mean [low, high]' where the
     metric's range makes it asymmetric); the bare mean marked ¹ with
@@ -51,10 +61,9 @@ def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int 
         return f"{mean:.{digits}f}{SINGLE}"
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{mean:.{digits}f}"
-    half = (high - low) / 2
     if abs((mean - low) - (high - mean)) > 10 ** -digits:  # bounded by the metric's range: not symmetric
         return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
 
 
 def digits_for(metric: str) -> int:
@@ -249,9 +258,8 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tu
     K = {v: int(k) for v, k in ((ablation_arms(spec, df, "C4") or {}).get("variants") or {}).items()}
     summary = summarise(rows)
     summary.insert(0, "arm", [row_label(r, spec, K) for _, r in summary.iterrows()])
-    order = {m: i for i, m in enumerate([FLOOR_METHOD, *NAMES])}
     summary = summary.sort_values(["method", "variant", "nfe"],
-                                  key=lambda c: c.map(order).fillna(99) if c.name == "method" else c, kind="stable")
+                                  key=lambda c: c.map(rank) if c.name == "method" else c, kind="stable")
     table = wide(summary).drop(columns=["method", "variant"])
     tail = ", ".join(p for p in (floor_sentence(df, dataset), clip_eval_clause(clip_eval)) if p)
     sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width ([low, high] where the "
