@@ -86,19 +86,30 @@ class ConsistencyMethod(Method):
         f = Denoiser(net if net is not None else self.net, self.boundary)
         return ClippedDenoiser(f) if self.cfg.clip_denoised else f
 
-    def sigmas(self, steps: int) -> torch.Tensor:
-        """Multistep ladder: the first `steps` points of a (steps+1)-point Karras ladder over
-        [σ_min, σ_max], then 0 (σ_min itself is skipped: f(x, σ_min) = x)."""
+    def sigmas(self, steps: int, mid_sigmas=None) -> torch.Tensor:
+        """Multistep ladder σ_max > τ_1 > … > τ_{steps−1}, then 0 (Song et al. 2023, Alg. 1).
+        By default the τ's are the inner points of a (steps+1)-point Karras ladder over
+        [σ_min, σ_max] (σ_min itself is skipped: f(x, σ_min) = x); ``mid_sigmas`` gives them
+        explicitly, e.g. [0.821] for two steps as in improved CT (Song & Dhariwal 2023)."""
         s = self.schedule
-        ladder = s.discretisation(steps + 1).flip(0)
-        return torch.cat([ladder[:steps], ladder.new_zeros(1)])
+        if mid_sigmas is None:
+            ladder = s.discretisation(steps + 1).flip(0)
+            return torch.cat([ladder[:steps], ladder.new_zeros(1)])
+        mids = [float(v) for v in mid_sigmas]
+        if len(mids) != steps - 1:
+            raise ValueError(f"consistency sampling with {steps} steps takes {steps - 1} intermediate σ's, got {mids}")
+        ladder = [s.sigma_max, *mids]
+        if any(not (s.sigma_min < b < a) for a, b in zip(ladder, ladder[1:])):
+            raise ValueError(f"intermediate σ's {mids} must descend strictly inside (σ_min, σ_max) = "
+                             f"({s.sigma_min}, {s.sigma_max})")
+        return torch.tensor([*ladder, 0.0], dtype=torch.float64)
 
     def sample(self, z, cond=None, steps: int = 1, *, sampler=None, net=None, generator=None, guidance=1.0,
-               denoiser=None):
+               denoiser=None, mid_sigmas=None):
         if (sampler or self.default_sampler) != "consistency":
             return super().sample(z, cond, steps, sampler=sampler, net=net, generator=generator, guidance=guidance,
-                                  denoiser=denoiser)
-        sigmas = self.sigmas(steps)
+                                  denoiser=denoiser, mid_sigmas=mid_sigmas)
+        sigmas = self.sigmas(steps, mid_sigmas)
         D = denoiser if denoiser is not None else self.denoiser(net)
         D = GuidedDenoiser(D, guidance) if guidance != 1.0 else D
         return samplers.sample_consistency(D, self.prior(z, sigmas[0]), sigmas, cond, generator=generator,

@@ -134,9 +134,12 @@ class Method(nn.Module):
         return z * self.schedule.prior_std(sigma_max)
 
     def sample(self, z, cond=None, steps: int = 1, *, sampler: str | None = None, net=None,
-               generator=None, guidance: float = 1.0, denoiser=None) -> torch.Tensor:
-        """Images in [-1, 1] from pure noise z. Grad mode is the caller's choice."""
+               generator=None, guidance: float = 1.0, denoiser=None, mid_sigmas=None) -> torch.Tensor:
+        """Images in [-1, 1] from pure noise z. Grad mode is the caller's choice.
+        ``mid_sigmas`` is an option of the consistency sampler only (see ConsistencyMethod)."""
         sampler = sampler or self.default_sampler
+        if mid_sigmas is not None:
+            raise ValueError(f"mid_sigmas is an option of the consistency sampler, not of {self.name}'s {sampler!r}")
         sigmas = self.sigmas(steps)
         D = denoiser if denoiser is not None else self.denoiser(net)
         if guidance != 1.0:

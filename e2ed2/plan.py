@@ -213,6 +213,7 @@ class Plan:
                         raise ConfigError(f"models.{m} (variant {v}, dataset {dataset}): {e}") from None
         for s in self.sample_sets():
             self.model_spec(s.dataset, s.method, s.variant)
+            self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
 
     # ---- sample sets ----------------------------------------------------------------------
     def sample_sets(self) -> list[SampleSet]:
@@ -229,6 +230,24 @@ class Plan:
                         sets += [SampleSet(dataset, method, variant, seed, entry["sampler"], int(steps), b)
                                  for b in range(blocks)]
         return sets
+
+    def mid_sigmas(self, dataset: str, method: str, variant: str, sampler: str, steps: int) -> list[float] | None:
+        """The consistency sampler's intermediate σ's for this set (evaluate.<entry>.mid_sigmas), or None."""
+        found = None
+        for name, entry in self.config["evaluate"].items():
+            if (entry["model"] != f"{method}/{variant}" or entry["sampler"] != sampler
+                    or (entry.get("datasets") and dataset not in entry["datasets"])):
+                continue
+            mids = {int(k): v for k, v in (entry.get("mid_sigmas") or {}).items()}
+            if steps in mids:
+                if sampler != "consistency":
+                    raise ConfigError(f"evaluate.{name}.mid_sigmas: an option of the consistency sampler, "
+                                      f"not {sampler}")
+                if len(mids[steps]) != steps - 1:
+                    raise ConfigError(f"evaluate.{name}.mid_sigmas.{steps}: {steps} steps take {steps - 1} "
+                                      f"intermediate σ's, got {mids[steps]}")
+                found = [float(v) for v in mids[steps]]
+        return found
 
     def set_dir(self, stage: str, s: SampleSet) -> str:
         return (f"{self.R}/{s.dataset}/{stage}/{s.method}/{s.variant}/s{s.seed}/{s.sampler}-{s.steps}/b{s.block}")

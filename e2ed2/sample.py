@@ -55,8 +55,11 @@ def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
 
 
 def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: int = 64, guidance: float = 1.0,
-             device=torch.device("cpu"), dtype=torch.float32, warmup: bool = True, decode=None, progress: bool = False):
+             device=torch.device("cpu"), dtype=torch.float32, warmup: bool = True, decode=None, progress: bool = False,
+             mid_sigmas=None):
     """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict).
+
+    ``mid_sigmas`` (consistency sampler only): the intermediate σ's of multistep sampling.
 
     ``decode`` (optional) maps the sampler's output to images in [-1, 1] (the VAE decoder).
     Raises NonFiniteSamplesError, naming the seeds, if any output is NaN or infinite.
@@ -74,7 +77,8 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         noise = SeedNoise(seeds[lo:hi])
         z = noise.randn(shape, device=device, dtype=dtype)
         with torch.no_grad():
-            x = method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter)
+            x = method.sample(z, tokens[lo:hi].to(device), steps, sampler=sampler, generator=noise, denoiser=counter,
+                              mid_sigmas=mid_sigmas)
             x = decode(x) if decode is not None else x
         bad = (~torch.isfinite(x)).flatten(1).any(1)
         if bad.any():
@@ -152,6 +156,8 @@ def build_parser():
                    help="seeds: ranges and lists, e.g. 0-499 or 0-9,20-29; image i uses seed i")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (does not change the images)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--mid-sigmas", default=None,
+                   help="consistency sampler: the steps − 1 intermediate σ's, comma-separated (default: Karras ladder)")
     p.add_argument("--data", default=None, help="dataset for captions (default: the checkpoint's)")
     p.add_argument("--caption-split", default="heldout", choices=["train", "heldout"],
                    help="split the captions come from")
@@ -169,6 +175,7 @@ def main(argv=None) -> int:
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError(f"--steps and --batch-size must be ≥ 1 (got {args.steps}, {args.batch_size})")
     seeds = parse_seeds(args.seeds)
+    mid_sigmas = [float(v) for v in args.mid_sigmas.split(",")] if args.mid_sigmas else None
     if args.threads:
         torch.set_num_threads(args.threads)
     info = distributed.env_info()
@@ -188,7 +195,7 @@ def main(argv=None) -> int:
         rows = distributed.shard_rows(len(seeds), info)
         part = generate(method, [seeds[i] for i in rows], captions[rows], args.steps, sampler=args.sampler,
                         batch_size=args.batch_size, guidance=args.guidance, device=device, decode=decode,
-                        progress=not args.no_progress and info.is_main)
+                        progress=not args.no_progress and info.is_main, mid_sigmas=mid_sigmas)
         parts = distributed.gather_to_main(part)
     finally:
         distributed.shutdown()
@@ -198,7 +205,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]),
             "run_hash": ckpt.get("run_hash"), "ema": not args.no_ema, "caption_split": args.caption_split,
-            "data": str(args.data or ckpt["config"]["data"]), **timing}
+            "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]), **timing}
     save_samples(out / "samples.npz", images, seeds, captions, labels, meta)
     save_grid(images[:64], out / "grid.png")
     write_json(out / "timing.json", meta)

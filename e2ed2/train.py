@@ -53,6 +53,8 @@ class TrainConfig:
     betas: tuple[float, float] = knob((0.9, 0.999), min=0.0, lt=1.0, doc="AdamW β1, β2")
     weight_decay: float = knob(0.0, min=0.0)
     warmup: int = knob(100, min=0, doc="linear LR warm-up steps")
+    lr_schedule: Literal["constant", "cosine"] = knob("constant",
+                                                      doc="after warm-up: constant, or cosine decay to 0 at `steps`")
     grad_clip: float = knob(1.0, min=0.0, doc="max global grad norm per phase (0 = off)")
     ema_decay: float = knob(0.999, min=0.0, lt=1.0, doc="EMA decay d, warmed up as min(d, (1+s)/(10+s))")
     cond_drop: float = knob(0.1, min=0.0, max=1.0, doc="P(caption dropped), for classifier-free guidance")
@@ -195,7 +197,13 @@ class Trainer:
         return Batch(self.images[idx].to(self.device), tokens.to(self.device), self.labels[idx].to(self.device))
 
     def lr_at(self, step: int) -> float:
-        return self.tc.lr * min(1.0, (step + 1) / max(1, self.tc.warmup))
+        """Linear warm-up to ``lr``; then constant, or cosine decay to 0 at the last step
+        (SGDR without restarts, Loshchilov & Hutter 2017)."""
+        tc = self.tc
+        lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup))
+        if tc.lr_schedule == "cosine" and step >= tc.warmup:
+            lr *= 0.5 * (1 + math.cos(math.pi * (step - tc.warmup) / max(1, tc.steps - tc.warmup)))
+        return lr
 
     def step(self) -> dict:
         """One iteration: every phase in order (loss → backward → clip → AdamW), then EMA."""

@@ -278,6 +278,19 @@ def test_consistency_boundary_and_schedule(tiny_path, teacher):
     assert not torch.allclose(f(x, torch.full((B,), 10.0, dtype=torch.float64)), x)
     s = m.sigmas(2)
     assert len(s) == 3 and float(s[0]) == pytest.approx(80.0) and s[1] > m.sigma_min and s[2] == 0
+    # explicit intermediate σ (improved CT's 0.821 for two steps) replaces the Karras point, and
+    # reaches the sampler: a different τ_1 gives different images from the same noise
+    assert m.sigmas(2, [0.821]).tolist() == pytest.approx([80.0, 0.821, 0.0])
+    with pytest.raises(ValueError, match="takes 1 intermediate"):
+        m.sigmas(2, [0.821, 0.3])
+    with pytest.raises(ValueError, match="descend strictly"):
+        m.sigmas(3, [0.3, 0.821])
+    z, c = torch.randn((B, *SHAPE)), batch().tokens
+    with torch.no_grad():
+        a, b = (m.sample(z, c, 2, generator=torch.Generator().manual_seed(0), mid_sigmas=v) for v in ([0.821], [5.0]))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="option of the consistency sampler"):
+        m.sample(z, c, 2, sampler="ddim", mid_sigmas=[0.821])
 
 
 def test_ct_curricula_come_from_the_run_length():

@@ -52,3 +52,17 @@ def test_validation_names_the_model_and_the_key():
     with pytest.raises(ConfigError, match="no edm/mian"):
         Plan(bad).validate()
     Plan(DEFAULT).validate()  # guard: the default itself is valid
+
+
+def test_mid_sigmas_reach_only_their_consistency_sets():
+    cfg = resolve_config(DEFAULT, {"evaluate": {"ct_main_consistency": {"mid_sigmas": {2: [0.5]}}}})
+    plan = Plan(cfg)
+    assert plan.mid_sigmas("digits", "ct", "main", "consistency", 2) == [0.5]
+    assert plan.mid_sigmas("digits", "ct", "main", "consistency", 4) is None
+    assert plan.mid_sigmas("digits", "cd", "main", "consistency", 2) is None
+    bad = resolve_config(DEFAULT, {"evaluate": {"ct_main_consistency": {"mid_sigmas": {2: [0.5, 0.2]}}}})
+    with pytest.raises(ConfigError, match=r"mid_sigmas\.2: 2 steps take 1 intermediate"):
+        Plan(bad).validate()
+    bad = resolve_config(DEFAULT, {"evaluate": {"ddim_main_ddim": {"mid_sigmas": {2: [0.5]}}}})
+    with pytest.raises(ConfigError, match="option of the consistency sampler, not ddim"):
+        Plan(bad).validate()

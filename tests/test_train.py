@@ -126,3 +126,13 @@ def test_load_uses_weights_only(tmp_path):
 def test_atomic_save_leaves_no_temp_files(tmp_path):
     save_checkpoint({"method": "m", "config": {}, "step": 1, "state_dict": {}}, tmp_path / "c.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero(tiny_config, tmp_path):
+    cfg = tiny_config(steps=20)
+    cfg["train"].update(lr=1e-3, warmup=4, lr_schedule="cosine", log_every=1)
+    train(cfg, tmp_path / "cos")
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "cos" / "stats.jsonl").read_text().splitlines()]
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])  # linear warm-up
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.02 * lrs[3]  # cosine down towards 0
+    assert lrs[4 + 8] == pytest.approx(0.5e-3, rel=1e-6)  # halfway through the decay: lr/2

@@ -133,6 +133,12 @@ def sample_ckpt(w):
     return PLAN.checkpoint_for(w.dataset, w.method, w.variant, int(w.seed))
 
 
+def mid_sigmas_arg(w):
+    """--mid-sigmas of a consistency sample set (evaluate.<entry>.mid_sigmas), else nothing."""
+    mids = PLAN.mid_sigmas(w.dataset, w.method, w.variant, w.sampler, int(w.steps))
+    return f"--mid-sigmas {','.join(str(v) for v in mids)}" if mids else ""
+
+
 def metric_labels(w):
     """--label arguments every metric JSON of one sample set carries (+ the model's labels)."""
     labels = {
@@ -146,6 +152,9 @@ def metric_labels(w):
         "seed_block": w.block,
         **(PLAN.model_spec(w.dataset, w.method, w.variant).get("labels") or {}),
     }
+    mids = PLAN.mid_sigmas(w.dataset, w.method, w.variant, w.sampler, int(w.steps))
+    if mids:
+        labels["mid_sigmas"] = ",".join(str(v) for v in mids)
     return " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in labels.items())
 
 

@@ -25,9 +25,10 @@ rule sample:
         batch_size=config["sampling"]["batch_size"],
         guidance=config["sampling"]["guidance"],
         ema="" if config["sampling"]["ema"] else "--no-ema",
+        mid_sigmas=lambda w: mid_sigmas_arg(w),
         out=lambda w, output: os.path.dirname(output.samples),
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.sample --ckpt {input.ckpt} --data {input.data}"
         " --steps {wildcards.steps} --sampler {wildcards.sampler} --seeds {params.seeds}"
-        " --batch-size {params.batch_size} --guidance {params.guidance} {params.ema}"
+        " --batch-size {params.batch_size} --guidance {params.guidance} {params.ema} {params.mid_sigmas}"
         " --threads {threads} --out {params.out} > {log} 2>&1"
