@@ -133,10 +133,16 @@ def sample_ckpt(w):
     return PLAN.checkpoint_for(w.dataset, w.method, w.variant, int(w.seed))
 
 
-def mid_sigmas_arg(w):
-    """--mid-sigmas of a consistency sample set (evaluate.<entry>.mid_sigmas), else nothing."""
+def mid_sigmas_text(w):
+    """A consistency sample set's intermediate σ's (evaluate.<entry>.mid_sigmas), comma-separated; else ""."""
     mids = PLAN.mid_sigmas(w.dataset, w.method, w.variant, w.sampler, int(w.steps))
-    return f"--mid-sigmas {','.join(str(v) for v in mids)}" if mids else ""
+    return ",".join(str(v) for v in mids) if mids else ""
+
+
+def mid_sigmas_arg(w):
+    """--mid-sigmas of a consistency sample set, else nothing."""
+    text = mid_sigmas_text(w)
+    return f"--mid-sigmas {text}" if text else ""
 
 
 def metric_labels(w):
@@ -152,9 +158,8 @@ def metric_labels(w):
         "seed_block": w.block,
         **(PLAN.model_spec(w.dataset, w.method, w.variant).get("labels") or {}),
     }
-    mids = PLAN.mid_sigmas(w.dataset, w.method, w.variant, w.sampler, int(w.steps))
-    if mids:
-        labels["mid_sigmas"] = ",".join(str(v) for v in mids)
+    if mids := mid_sigmas_text(w):
+        labels["mid_sigmas"] = mids
     return " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in labels.items())
 
 

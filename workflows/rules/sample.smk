@@ -25,7 +25,7 @@ rule sample:
         batch_size=config["sampling"]["batch_size"],
         guidance=config["sampling"]["guidance"],
         ema="" if config["sampling"]["ema"] else "--no-ema",
-        mid_sigmas=lambda w: mid_sigmas_arg(w),
+        mid_sigmas=mid_sigmas_arg,
         out=lambda w, output: os.path.dirname(output.samples),
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.sample --ckpt {input.ckpt} --data {input.data}"
