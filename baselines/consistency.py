@@ -45,7 +45,7 @@ from e2ed2.precond import ConsistencyBoundary
 class ConsistencyConfig(DiffusionConfig):
     init: Literal["teacher", "scratch"] = knob("scratch", doc="start from the teacher's weights or at random")
     teacher: str | None = knob(None, doc="teacher checkpoint (init: teacher; CD's ODE steps)")
-    distance: Literal["l2", "l1", "pseudo_huber"] = knob("l2", doc="d(·,·) of the consistency loss")
+    distance: Literal["l2", "l1", "pseudo_huber", "mslap"] = knob("l2", doc="d(·,·) of the consistency loss")
     huber_c: float | None = knob(None, gt=0, doc="pseudo-Huber c (default 0.00054·√dim)")
 
 
@@ -174,7 +174,7 @@ class CTConfig(ConsistencyConfig):
     precond: Literal["eps", "v", "x0", "edm"] = knob("edm", doc="c_in, c_noise of EDM under the boundary scalings")
     recipe: Literal["ict", "ct"] = knob("ict",
                                         doc="improved CT (Song & Dhariwal 2023) or the original (Song et al. 2023)")
-    distance: Literal["l2", "l1", "pseudo_huber"] = knob("pseudo_huber", doc="d(·,·) of the consistency loss")
+    distance: Literal["l2", "l1", "pseudo_huber", "mslap"] = knob("pseudo_huber", doc="d(·,·) of the consistency loss")
     s0: int = knob(10, min=2, doc="initial grid size of the curriculum")
     s1: int = knob(1280, min=2, doc="final grid size of the curriculum")
     mu0: float = knob(0.9, min=0.0, lt=1.0, doc="ct recipe: initial target EMA μ0")

@@ -135,7 +135,7 @@ class Plan:
         refs = {(s.method, s.variant) for s in self.sample_sets() if s.dataset == dataset}
         diag = self.config.get("diagnostics") or {}
         if dataset in diag.get("datasets", self.datasets()):
-            refs |= {tuple(r.split("/")) for r in diag.get("models", [])}
+            refs |= {tuple(r.split("/")) for r in [*diag.get("models", []), *diag.get("curve_models", [])]}
         todo, out = list(refs), set()
         while todo:
             m, v = todo.pop()

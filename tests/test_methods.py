@@ -243,9 +243,10 @@ class PointMass(torch.nn.Module):
         return self.c.expand_as(x) if self.sigma_min is None else self.c + self.sigma_min / s * (x - self.c)
 
 
-@pytest.mark.parametrize("name", ["cd", "ct"])
-def test_consistency_loss_zero_on_a_consistent_function(name, tiny_path, teacher, monkeypatch):
-    knobs = {"teacher": teacher, "solver": "euler", **EDM} if name == "cd" else {"recipe": "ct", "distance": "l2"}
+@pytest.mark.parametrize("name,dist", [("cd", "l2"), ("cd", "mslap"), ("ct", "l2")])
+def test_consistency_loss_zero_on_a_consistent_function(name, dist, tiny_path, teacher, monkeypatch):
+    knobs = {"teacher": teacher, "solver": "euler", **EDM} if name == "cd" else {"recipe": "ct"}
+    knobs["distance"] = dist
     m = build_method(run_config(tiny_path, name, **knobs))
     frozen = build_training(run_config(tiny_path, name, **knobs))[1]
     if name == "ct":

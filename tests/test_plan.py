@@ -40,6 +40,18 @@ def test_expansion_dataset_overrides_seeds_and_teachers():
     assert ("ddpm", "main") not in plan.needed("digits") and ("ddpm", "main") in plan.needed("mnist5k")
     sets = plan.sample_sets()
     assert {s.seed for s in sets if s.method == "e2ed2" and s.variant == "main"} == {0, 1}
+    # an evaluate entry restricted to one dataset trains that model there only
+    assert ("e2ed2", "tpair") in plan.needed("mnist5k") and ("e2ed2", "tpair") not in plan.needed("digits")
+
+
+def test_curve_models_are_trained_where_diagnosed():
+    # a model only in diagnostics.curve_models is still trained on the diagnosed datasets
+    cfg = resolve_config(DEFAULT, {"diagnostics": {"models": [], "curve_models": ["ddpm/main"],
+                                                   "datasets": ["digits"]}})
+    plan = Plan(cfg)
+    assert ("ddpm", "main") in plan.needed("digits")
+    cfg["diagnostics"]["curve_models"] = []
+    assert ("ddpm", "main") not in Plan(cfg).needed("digits")
 
 
 def test_validation_names_the_model_and_the_key():

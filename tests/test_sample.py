@@ -74,6 +74,22 @@ def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):
     assert (out / "grid.png").stat().st_size > 0
 
 
+def test_warmup_is_one_untimed_step_and_changes_no_image(tiny_config, tmp_path):
+    from e2ed2.registry import load_method
+    from e2ed2.sample import generate
+
+    method, _ = load_method(train(tiny_config(steps=2), tmp_path / "run"))
+    method.eval()
+    seeds, captions = list(range(6)), ["a digit 3"] * 6
+    calls = []
+    sample = method.sample
+    method.sample = lambda z, c, steps, **kw: calls.append(steps) or sample(z, c, steps, **kw)
+    warm, timing = generate(method, seeds, captions, 4, sampler="ddim", batch_size=4, warmup=True)
+    assert calls == [1, 4, 4] and timing["nfe"] == 4  # one 1-step warm-up call, not counted
+    cold, _ = generate(method, seeds, captions, 4, sampler="ddim", batch_size=4, warmup=False)
+    assert np.array_equal(warm, cold)
+
+
 def test_conditions_spread_over_classes():
     """Consecutive seeds draw captions from the whole held-out split, not its first rows."""
     from e2ed2.data import mnist5k

@@ -6,12 +6,18 @@ import math
 
 import torch
 
-DISTANCES = ("l2", "l1", "pseudo_huber")
+DISTANCES = ("l2", "l1", "pseudo_huber", "mslap")
 
 
 def distance(x: torch.Tensor, y: torch.Tensor, kind: str = "l2", huber_c: float | None = None) -> torch.Tensor:
     """l2: mean squared error; l1: mean absolute error; pseudo_huber: sqrt(‖x−y‖² + c²) − c
-    with c = 0.00054·sqrt(d) by default (Song & Dhariwal 2023, §3.3)."""
+    with c = 0.00054·sqrt(d) by default (Song & Dhariwal 2023, §3.3); mslap: the Laplacian-pyramid
+    L1 of ``mslap.py`` on [B, C, H, W] images, the weight-free stand-in for the LPIPS distance of
+    Song et al. 2023 (their best CD results use LPIPS; no LPIPS weights exist offline)."""
+    if kind == "mslap":
+        from .mslap import LaplacianPyramidL1
+
+        return LaplacianPyramidL1()(x, y)
     diff = (x - y).flatten(1)
     if kind == "l2":
         return diff.pow(2).mean(1)

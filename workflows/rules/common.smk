@@ -210,12 +210,17 @@ def model_dir(ref):
 
 
 def diagnostics_files(kind):
-    """<run>/<dataset>/diagnostics/<method>-<variant>/<kind>.csv for config.diagnostics."""
+    """<run>/<dataset>/diagnostics/<method>-<variant>/<kind>.csv for config.diagnostics: the
+    per-σ error of `models`, the learning curves of `curve_models` (default: the same models).
+    """
     diag = config.get("diagnostics") or {}
+    models = diag.get("models", [])
+    if kind == "curve":
+        models = diag.get("curve_models", models)
     return [
         f"{R}/{d}/diagnostics/{model_dir(ref)}/{kind}.csv"
         for d in diag.get("datasets", PLAN.datasets())
-        for ref in diag.get("models", [])
+        for ref in models
     ]
 
 
