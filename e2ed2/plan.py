@@ -133,9 +133,7 @@ class Plan:
         """Models a dataset needs trained: those it samples (or borrows checkpoints from), their
         teachers, and the models config.diagnostics examines on it."""
         refs = {(s.method, s.variant) for s in self.sample_sets() if s.dataset == dataset}
-        diag = self.config.get("diagnostics") or {}
-        if dataset in diag.get("datasets", self.datasets()):
-            refs |= {tuple(r.split("/")) for r in [*diag.get("models", []), *diag.get("curve_models", [])]}
+        refs |= {tuple(r.split("/")) for kind in ("sigma_error", "curve") for r in self.diagnosed(dataset, kind)}
         todo, out = list(refs), set()
         while todo:
             m, v = todo.pop()
@@ -145,6 +143,20 @@ class Plan:
             spec = self.model_spec(dataset, m, v)
             todo += [tuple(spec[k].split("/")) for k in ("teacher", "checkpoint_of") if k in spec]
         return out
+
+    def diagnostics_datasets(self) -> list[str]:
+        """The datasets config.diagnostics examines (default: every dataset)."""
+        return (self.config.get("diagnostics") or {}).get("datasets", self.datasets())
+
+    def diagnosed(self, dataset: str, kind: str) -> list[str]:
+        """'method/variant' of the models whose `kind` diagnostic runs on a dataset: the per-σ error
+        ('sigma_error') of diagnostics.models, the learning curves ('curve') of
+        diagnostics.curve_models (default: the same models)."""
+        if dataset not in self.diagnostics_datasets():
+            return []
+        diag = self.config.get("diagnostics") or {}
+        models = diag.get("models", [])
+        return diag.get("curve_models", models) if kind == "curve" else models
 
     def trained(self, dataset: str) -> list[tuple[str, str, int]]:
         """(method, variant, seed) of every training job a dataset needs."""

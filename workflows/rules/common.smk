@@ -210,17 +210,11 @@ def model_dir(ref):
 
 
 def diagnostics_files(kind):
-    """<run>/<dataset>/diagnostics/<method>-<variant>/<kind>.csv for config.diagnostics: the
-    per-σ error of `models`, the learning curves of `curve_models` (default: the same models).
-    """
-    diag = config.get("diagnostics") or {}
-    models = diag.get("models", [])
-    if kind == "curve":
-        models = diag.get("curve_models", models)
+    """<run>/<dataset>/diagnostics/<method>-<variant>/<kind>.csv of every diagnosed model (Plan.diagnosed)."""
     return [
         f"{R}/{d}/diagnostics/{model_dir(ref)}/{kind}.csv"
-        for d in diag.get("datasets", PLAN.datasets())
-        for ref in models
+        for d in PLAN.diagnostics_datasets()
+        for ref in PLAN.diagnosed(d, kind)
     ]
 
 
