@@ -152,6 +152,8 @@ class Plan:
         """'method/variant' of the models whose `kind` diagnostic runs on a dataset: the per-σ error
         ('sigma_error') of diagnostics.models, the learning curves ('curve') of
         diagnostics.curve_models (default: the same models)."""
+        if kind not in ("sigma_error", "curve"):
+            raise ValueError(f"unknown diagnostic {kind!r}; expected 'sigma_error' or 'curve'")
         if dataset not in self.diagnostics_datasets():
             return []
         diag = self.config.get("diagnostics") or {}

@@ -50,6 +50,9 @@ def test_curve_models_are_trained_where_diagnosed():
                                                    "datasets": ["digits"]}})
     plan = Plan(cfg)
     assert ("ddpm", "main") in plan.needed("digits")
+    assert plan.diagnosed("digits", "curve") == ["ddpm/main"] and plan.diagnosed("mnist5k", "curve") == []
+    with pytest.raises(ValueError, match="unknown diagnostic 'curves'"):
+        plan.diagnosed("digits", "curves")
     cfg["diagnostics"]["curve_models"] = []
     assert ("ddpm", "main") not in Plan(cfg).needed("digits")
 
