@@ -58,6 +58,41 @@ def test_frechet_matches_scipy_reference():
     assert frechet.frechet_distance(m1, s1, m2, s2) == pytest.approx(scipy_frechet(m1, s1, m2, s2), rel=1e-8)
 
 
+def test_fid_from_features_is_exact_for_a_rank_deficient_set():
+    # A 200-image set against 2048-d features has a rank-199 covariance. Build N×D features whose
+    # covariance is exactly V·diag(a)·Vᵀ (k = N−1 directions) against Σ_r = W·diag(b)·Wᵀ in a basis
+    # W ⊃ V, so Σ_g and Σ_r commute and d² = ‖Δμ‖² + Σa + Σb − 2·Σ_{i≤k} √(aᵢbᵢ) in closed form.
+    rng = np.random.default_rng(4)
+    N, D = 40, 128
+    k = N - 1
+    W, _ = np.linalg.qr(rng.normal(size=(D, D)))
+    Q, _ = np.linalg.qr(np.c_[np.ones(N), rng.normal(size=(N, k))])  # Q[:, 1:] ⟂ 1: centred columns
+    a, b = rng.uniform(0.5, 4, k), rng.uniform(0.1, 3, D)
+    mu_g, mu_r = rng.normal(size=D), rng.normal(size=D)
+    gen = mu_g + np.sqrt(N - 1) * (Q[:, 1:] * np.sqrt(a)) @ W[:, :k].T
+    sigma_r = (W * b) @ W.T
+    expected = np.sum((mu_g - mu_r) ** 2) + a.sum() + b.sum() - 2 * np.sum(np.sqrt(a * b[:k]))
+    assert frechet.fid_from_features(gen, mu_r, sigma_r) == pytest.approx(expected, rel=1e-9)
+    # the D×D form sums √ of rounding noise over the D − k null directions: close, less exact
+    assert frechet.frechet_distance(*frechet.statistics(gen), mu_r, sigma_r) == pytest.approx(expected, rel=1e-7)
+
+
+def test_fid_from_features_full_rank_matches_scipy():
+    # N ≥ D takes the statistics form; N < D the Gram form: both agree with scipy at full rank.
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(400, 16)) @ rng.normal(size=(16, 16))
+    m2, s2 = frechet.statistics(ref)
+    for n in (12, 300):
+        gen = rng.normal(size=(n, 16)) * 1.3 + 0.5
+        m1, s1 = frechet.statistics(gen)
+        assert frechet.fid_from_features(gen, m2, s2) == pytest.approx(scipy_frechet(m1, s1, m2, s2), rel=1e-8)
+
+
+def test_gram_frechet_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="mismatched"):
+        frechet.GramFrechet(np.zeros((5, 3)), np.zeros(4), np.eye(4))
+
+
 def test_frechet_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="mismatched"):
         frechet.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))

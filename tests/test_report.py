@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from e2ed2.metrics.bootstrap import FIDBootstrap, bootstrap_indices
-from e2ed2.metrics.frechet import frechet_distance, statistics
+from e2ed2.metrics.bootstrap import bootstrap_indices
+from e2ed2.metrics.frechet import GramFrechet, frechet_distance, statistics
 from e2ed2.report import aggregate, ci, claims, comparisons, curves, grid, health, paired, tables
 from e2ed2.report.cli import main as report_main
 from e2ed2.report.spec import load_spec, make_spec
@@ -143,7 +143,7 @@ def test_fid_bootstrap_is_exact():
     rng = np.random.default_rng(0)
     real, gen = rng.normal(size=(300, 32)), rng.normal(size=(100, 32)) * 1.1 + 0.2
     mu, sigma = statistics(real)
-    boot = FIDBootstrap(gen, mu, sigma)
+    boot = GramFrechet(gen, mu, sigma)
     idx = bootstrap_indices(100, 3)
     assert boot.fid(np.arange(100))[0] == pytest.approx(frechet_distance(*statistics(gen), mu, sigma), rel=1e-6)
     for row in idx:

@@ -7,9 +7,10 @@
   behind torch-fidelity's TF-1.x bilinear resize; features through its dataset loop; μ, Σ, KID and
   precision/recall with its own functions on those features.
 
-The last FID step, d²(μ, Σ; μ_ref, Σ_ref), is ``frechet.frechet_distance`` for both: the libraries'
-scipy ``sqrtm`` / ``eigvals`` take 45-100 s at D = 2048 on this CPU, the symmetric eigh form ~5 s, and
-tests/test_metrics.py checks they agree.
+The last FID step, d²(μ, Σ; μ_ref, Σ_ref), is ours for both (``e2ed2.metrics.frechet``): the
+libraries' scipy ``sqrtm`` / ``eigvals`` take 45-100 s at D = 2048 on this CPU, the symmetric D×D
+eigh form ~3 s and, for clean-fid, the N×N form of a set's own features ~0.1 s at N = 200;
+tests/test_metrics.py checks that they agree.
 
 One feature pass per image set serves FID, KID and precision/recall.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from . import inception
-from .frechet import frechet_distance
+from .frechet import fid_from_features, frechet_distance
 
 BACKENDS = {"clean-fid": "clean", "torch-fidelity": "tf-bilinear"}  # backend → preprocessing mode
 FILE_TAGS = {"clean-fid": "cleanfid", "torch-fidelity": "torchfidelity"}
@@ -87,8 +88,7 @@ def _numpy_seed(seed: int):
 def clean_metrics(gen: np.ndarray, ref: dict) -> list[dict]:
     from cleanfid.fid import kernel_distance
 
-    mu, sigma = np.mean(gen, axis=0), np.cov(gen, rowvar=False)
-    fid = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
+    fid = fid_from_features(gen, ref["mu"], ref["sigma"])  # μ, np.cov(rowvar=False) Σ, as clean-fid
     with _numpy_seed(KID_SEED):
         kid = kernel_distance(ref["features"], gen, num_subsets=KID_SUBSETS, max_subset_size=KID_SUBSET_SIZE)
     return [{"metric": "fid", "value": float(fid)}, {"metric": "kid", "value": float(kid),
