@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,9 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = knob("constant",
                                                       doc="after warm-up: constant, or cosine decay to 0 at `steps`")
     grad_clip: float = knob(1.0, min=0.0, doc="max global grad norm per phase (0 = off)")
-    ema_decay: float = knob(0.999, min=0.0, lt=1.0, doc="EMA decay d, warmed up as min(d, (1+s)/(10+s))")
+    ema_decay: float = knob(0.999, min=0.0, lt=1.0,
+                            doc="EMA decay d, warmed up as min(d, (1+s)/(10+s)): reached only from step "
+                                "⌈(10d−1)/(1−d)⌉ on (0.995: 1,790), so a shorter run warns that d changes nothing")
     cond_drop: float = knob(0.1, min=0.0, max=1.0, doc="P(caption dropped), for classifier-free guidance")
     ckpt_every: int = knob(500, min=1, doc="steps between latest.pt checkpoints")
     log_every: int = knob(50, min=1, doc="steps between stats.jsonl lines")
@@ -71,6 +74,45 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> TrainConfig:
         return parse(cls, d, "train")
+
+
+# ---- the EMA of the weights --------------------------------------------------------------------
+# θ_ema ← d_s·θ_ema + (1 − d_s)·θ after step s, with the warm-up d_s = min(d, (1+s)/(10+s)) (the
+# num_updates ramp of TensorFlow's ExponentialMovingAverage): early steps average over few steps,
+# and d itself applies only once the ramp has reached it.
+def ema_decay_at(decay: float, s: int) -> float:
+    """d_s, the EMA decay used after step s (0-based)."""
+    return min(decay, (1 + s) / (10 + s))
+
+
+def ema_reached_at(decay: float) -> int:
+    """The first step s with (1+s)/(10+s) ≥ d: before it, the ramp alone sets the EMA."""
+    s = max(0, math.ceil((10 * decay - 1) / (1 - decay)))
+    while s > 0 and ema_decay_at(1.0, s - 1) >= decay:  # float rounding of the closed form
+        s -= 1
+    while ema_decay_at(1.0, s) < decay:
+        s += 1
+    return s
+
+
+class EMADecayUnusedWarning(UserWarning):
+    """train.ema_decay is never reached within train.steps: changing it changes no weight."""
+
+
+def ema_summary(tc: TrainConfig) -> dict:
+    """What the EMA of this run is: d, the step that reaches it, the last step's d_s."""
+    return {"decay": tc.ema_decay, "reached_at_step": ema_reached_at(tc.ema_decay),
+            "last_step_decay": round(ema_decay_at(tc.ema_decay, tc.steps - 1), 6)}
+
+
+def warn_if_ema_decay_unused(tc: TrainConfig) -> None:
+    e = ema_summary(tc)
+    if tc.steps - 1 < e["reached_at_step"]:
+        warnings.warn(EMADecayUnusedWarning(
+            f"train.ema_decay = {tc.ema_decay} has no effect on this {tc.steps}-step run: the EMA warm-up "
+            f"min(d, (1+s)/(10+s)) reaches it only at step {e['reached_at_step']}, so the EMA weights are "
+            f"the warm-up's alone (d = {e['last_step_decay']} at the last step). Set ema_decay ≤ "
+            f"{e['last_step_decay']} or train ≥ {e['reached_at_step'] + 1} steps for it to matter."), stacklevel=2)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -233,9 +275,8 @@ class Trainer:
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """θ_ema ← d·θ_ema + (1 - d)·θ with d = min(decay, (1+s)/(10+s))."""
-        s = self.step_idx
-        d = min(self.tc.ema_decay, (1 + s) / (10 + s))
+        """θ_ema ← d_s·θ_ema + (1 − d_s)·θ, d_s = min(decay, (1+s)/(10+s)) (``ema_decay_at``)."""
+        d = ema_decay_at(self.tc.ema_decay, self.step_idx)
         for pe, p in zip(self.ema.parameters(), self.method.net.parameters()):
             pe.lerp_(p.detach(), 1 - d)
         for be, b in zip(self.ema.buffers(), self.method.net.buffers()):
@@ -300,13 +341,15 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
     trainer = Trainer(config, load_dataset(config["data"]), info)
+    if info.is_main:  # once the whole config has been accepted
+        warn_if_ema_decay_unused(tc)
     with runs.locked(out) if info.is_main else contextlib.nullcontext():
         for name in RUN_FILES:
             remove_stale(out, name)  # temp files of a writer that was killed mid-write
         _prepare_folder(trainer, out, on_mismatch, info)
         if info.is_main:
             write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
-                "train": as_dict(tc), "method": trainer.method.config_dict(),
+                "train": as_dict(tc), "ema": ema_summary(tc), "method": trainer.method.config_dict(),
                 "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
             runs.truncate_log(out / "stats.jsonl", trainer.step_idx)

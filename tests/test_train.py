@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -11,7 +12,15 @@ from e2ed2 import cli
 from e2ed2.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from e2ed2.config import ConfigError
 from e2ed2.data import load_dataset
-from e2ed2.train import NonFiniteLossError, Trainer, main as train_main, train
+from e2ed2.train import (
+    EMADecayUnusedWarning,
+    NonFiniteLossError,
+    Trainer,
+    ema_decay_at,
+    ema_reached_at,
+    main as train_main,
+    train,
+)
 
 
 def _equal_states(a: dict, b: dict) -> bool:
@@ -35,6 +44,38 @@ def test_resume_is_bitwise_exact(tiny_config, tmp_path):
         return [json.loads(line)["loss_main"] for line in p.read_text().splitlines()]
 
     assert losses(tmp_path / "full" / "stats.jsonl") == losses(tmp_path / "resumed" / "stats.jsonl")
+
+
+def test_ema_reached_at_is_the_first_step_of_the_ramp_at_d():
+    for d in (0.0, 0.3, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999):
+        s = ema_reached_at(d)
+        assert ema_decay_at(1.0, s) >= d and (s == 0 or ema_decay_at(1.0, s - 1) < d)
+    assert ema_reached_at(0.995) == 1790  # the default config's d: the 3,200-step teacher reaches it
+
+
+def test_unreached_ema_decay_warns_and_changes_no_weight(tiny_config, tmp_path):
+    """The promise at the level of the weights: in a 10-step run the warm-up (1+s)/(10+s) ≤ 0.53
+    sets the EMA, so d = 0.99 and d = 0.999 give the same EMA weights, and both runs say so; a d
+    the ramp reaches (0.3, from step 3) gives other EMA weights, and no warning."""
+    def run(name, d):
+        cfg = tiny_config(steps=10)
+        cfg["train"]["ema_decay"] = d
+        return load_checkpoint(train(cfg, tmp_path / name))
+
+    for name, d in (("a", 0.99), ("b", 0.999)):
+        with pytest.warns(EMADecayUnusedWarning, match=r"has no effect on this 10-step run.*step \d+"):
+            ckpt = run(name, d)
+        resolved = json.loads((tmp_path / name / "config.json").read_text())["resolved"]["ema"]
+        assert resolved == {"decay": d, "reached_at_step": ema_reached_at(d), "last_step_decay": round(10 / 19, 6)}
+        if name == "a":
+            first = ckpt
+    assert _equal_states(first["ema"], ckpt["ema"])
+    online = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    assert online.keys() == ckpt["ema"].keys() and not _equal_states(ckpt["ema"], online)  # an average, not a copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMADecayUnusedWarning)
+        reached = run("c", 0.3)
+    assert not _equal_states(first["ema"], reached["ema"])
 
 
 def test_resume_differs_from_restart_without_state(tiny_config, tmp_path):
