@@ -111,7 +111,7 @@ def warn_if_ema_decay_unused(tc: TrainConfig) -> None:
         warnings.warn(EMADecayUnusedWarning(
             f"train.ema_decay = {tc.ema_decay} has no effect on this {tc.steps}-step run: the EMA warm-up "
             f"min(d, (1+s)/(10+s)) reaches it only at step {e['reached_at_step']}, so the EMA weights are "
-            f"the warm-up's alone (d = {e['last_step_decay']} at the last step). Set ema_decay ≤ "
+            f"the warm-up's alone (d = {e['last_step_decay']} at the last step). Set ema_decay below "
             f"{e['last_step_decay']} or train ≥ {e['reached_at_step'] + 1} steps for it to matter."), stacklevel=2)
 
 
