@@ -341,13 +341,12 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
     trainer = Trainer(config, load_dataset(config["data"]), info)
-    if info.is_main:  # once the whole config has been accepted
-        warn_if_ema_decay_unused(tc)
     with runs.locked(out) if info.is_main else contextlib.nullcontext():
         for name in RUN_FILES:
             remove_stale(out, name)  # temp files of a writer that was killed mid-write
         _prepare_folder(trainer, out, on_mismatch, info)
-        if info.is_main:
+        if info.is_main:  # the config and the folder are accepted: say what the EMA will be
+            warn_if_ema_decay_unused(tc)
             write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
                 "train": as_dict(tc), "ema": ema_summary(tc), "method": trainer.method.config_dict(),
                 "net": trainer.method.net.config.to_dict(),
