@@ -62,7 +62,6 @@ class GramFrechet:
                              f"sigma {tuple(sigma.shape)}")
         self.G, self.H, self.m = F @ sigma @ F.T, F @ F.T, F @ mu
         self.const = float(mu @ mu + sigma.trace())
-        self.n = F.shape[0]
 
     def fid(self, idx: np.ndarray) -> np.ndarray:
         """d² of each row of ``idx`` (R × N index matrix, or one index vector)."""
