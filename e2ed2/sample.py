@@ -149,6 +149,13 @@ def save_samples(path, images, seeds, captions, labels, meta: dict) -> None:
                  labels=np.asarray(labels, np.int64), meta=np.asarray(json.dumps(meta)))
 
 
+def model_record(ckpt: dict) -> dict:
+    """What a sample set (and every metric JSON scored from it) says about the model it came from:
+    the method's knobs as trained (``method.steps`` is E2ED²'s K), the run's identity hash and step."""
+    return {"method": dict(ckpt["config"]["method"]), "run_hash": ckpt.get("run_hash"),
+            "train_step": int(ckpt["step"])}
+
+
 def build_parser():
     p = cli.parser("e2ed2.sample", "Sample a checkpoint: write samples.npz, grid.png and timing.json into --out.")
     p.add_argument("--ckpt", required=True, help="checkpoint written by python -m e2ed2.train (final.pt)")
@@ -208,7 +215,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]),
             "run_hash": ckpt.get("run_hash"), "ema": not args.no_ema, "caption_split": args.caption_split,
-            "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]), **timing}
+            "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]), **timing,
+            # the trained model's knobs, from the checkpoint: the one home of K and every knob the report groups by
+            "model": model_record(ckpt)}
     save_samples(out / "samples.npz", images, seeds, captions, labels, meta)
     save_grid(images[:64], out / "grid.png")
     write_json(out / "timing.json", meta)
