@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 from e2ed2.config import deep_merge
 from e2ed2.diagnose import curve

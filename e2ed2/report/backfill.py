@@ -14,7 +14,6 @@ refused, never relabelled.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -1,0 +1,64 @@
+"""Teacher pairs (e2ed2.pairs): drawn once, the same as sampling the teacher, refused when broken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from e2ed2 import pairs as P
+from e2ed2.registry import load_method
+from e2ed2.text import tokenize
+from e2ed2.train import train
+from tests.conftest import TINY_NET, make_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data") / "tiny.npz"
+    make_tiny_dataset(data)
+    cfg = {"data": str(data), "method": {"name": "edm"}, "net": dict(TINY_NET),
+           "train": {"steps": 6, "batch_size": 4, "warmup": 1, "lr": 1e-2, "ckpt_every": 6, "log_every": 6}}
+    return str(train(cfg, tmp_path_factory.mktemp("teacher"))), str(data)
+
+
+def test_pairs_are_the_teachers_samples_from_their_noise(teacher, tmp_path):
+    ckpt, data = teacher
+    out = tmp_path / "pairs.npz"
+    assert P.main(["--teacher", ckpt, "--data", data, "--n", "10", "--steps", "3", "--seed", "7",
+                   "--batch-size", "4", "--out", str(out)]) == 0
+    pairs = P.load_pairs(out)
+    assert len(pairs) == 10 and pairs.meta["steps"] == 3 and pairs.meta["seed"] == 7
+    # the stored target of pair i is the teacher's 3-step DDIM sample from the stored z_i and caption c_i,
+    # whatever the batch it was drawn in
+    method, _ = load_method(ckpt)
+    method.eval()
+    cfg = method.net.config
+    tokens = tokenize(list(pairs.captions[:5]), cfg.vocab_size, cfg.max_tokens)
+    with torch.no_grad():
+        x = method.sample(pairs.z[:5], tokens, 3, sampler="ddim")
+    torch.testing.assert_close(x, pairs.x[:5], rtol=1e-5, atol=1e-5)
+    # the seed decides the pairs: another seed, other noises
+    again = P.make_pairs(method, np.asarray(pairs.captions), 4, 3, "ddim", seed=8)
+    assert not torch.equal(again.z, pairs.z[:4])
+
+
+def test_broken_pairs_files_are_refused_by_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m e2ed2.pairs"):
+        P.load_pairs(tmp_path / "none.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="bad.npz"):
+        P.load_pairs(bad)
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, z=np.zeros((3, 1, 8, 8), np.float32), x=np.zeros((2, 1, 8, 8), np.float32),
+             captions=np.array(["a", "b", "c"]), meta=np.asarray("{}"))
+    with pytest.raises(ValueError, match="do not match"):
+        P.load_pairs(odd)
+
+
+def test_cli_refuses_a_stochastic_sampler(teacher, tmp_path):
+    ckpt, data = teacher
+    with pytest.raises(ValueError, match="not a deterministic ODE sampler"):
+        P.main(["--teacher", ckpt, "--data", data, "--n", "4", "--sampler", "ddpm", "--out", str(tmp_path / "p.npz")])
+    assert not (tmp_path / "p.npz").exists()
