@@ -11,8 +11,9 @@ generative models"), with E2ED²'s perceptual and adversarial terms still on top
 
 A pairs file (``.npz``) holds ``z`` (float32, M×C×H×W, N(0, I)), ``x`` (float32, the teacher's
 sample in the model's range [-1, 1]), ``captions`` (str, M: training captions drawn uniformly
-with the same generator), and ``meta`` (JSON: teacher checkpoint and run hash, sampler, steps,
-seed, dataset, dtype).
+with the same generator; a ``cond_drop`` fraction emptied, the null condition of classifier-free
+guidance, so the pairs follow the training loop's caption dropout), and ``meta`` (JSON: teacher
+checkpoint and run hash, sampler, steps, seed, dataset, dtype).
 
     python -m e2ed2.pairs --teacher edm/final.pt --data mnist5k.npz --n 3840 --steps 10 --seed 0 --out pairs.npz
 """
@@ -55,13 +56,17 @@ class TeacherPairs:
 
 
 def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, seed: int,
-               batch_size: int = 64) -> TeacherPairs:
+               batch_size: int = 64, cond_drop: float = 0.0) -> TeacherPairs:
     """Draw n noises and captions from one generator seeded with ``seed``; integrate the teacher's
-    ODE from each (``sampler`` with ``steps`` steps, no guidance), in batches, without gradients."""
+    ODE from each (``sampler`` with ``steps`` steps, no guidance), in batches, without gradients.
+    A fraction ``cond_drop`` of the captions is emptied (the null condition), as the training
+    loop's caption dropout would have done to the batch a target is drawn for."""
     g = torch.Generator("cpu").manual_seed(int(seed))
     cfg = teacher.net.config
     z = torch.randn((n, cfg.image_channels, cfg.resolution, cfg.resolution), generator=g)
-    picked = captions[torch.randint(0, len(captions), (n,), generator=g).numpy()]
+    picked = captions[torch.randint(0, len(captions), (n,), generator=g).numpy()].astype(object)
+    picked[(torch.rand(n, generator=g) < cond_drop).numpy()] = ""
+    picked = picked.astype(str)
     tokens = tokenize(list(picked), cfg.vocab_size, cfg.max_tokens)
     out = []
     with torch.no_grad():
@@ -70,7 +75,8 @@ def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, 
     x = torch.cat(out).float()
     if not torch.isfinite(x).all():
         raise ValueError(f"teacher produced non-finite samples with {sampler}-{steps}; no pairs written")
-    return TeacherPairs(z, x, picked, {"sampler": sampler, "steps": steps, "seed": int(seed), "n": n})
+    return TeacherPairs(z, x, picked, {"sampler": sampler, "steps": steps, "seed": int(seed), "n": n,
+                                       "cond_drop": cond_drop})
 
 
 def save_pairs(pairs: TeacherPairs, path) -> None:
@@ -107,6 +113,8 @@ def build_parser():
     p.add_argument("--steps", type=int, default=10, help="teacher sampler steps")
     p.add_argument("--sampler", default="ddim", help="teacher sampler (an ODE sampler: ddim, euler, heun, dpmpp_2m)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noises and captions (the training seed)")
+    p.add_argument("--cond-drop", type=float, default=0.0,
+                   help="fraction of pairs drawn under the null caption (the trainer's train.cond_drop)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", required=True, help="the pairs .npz to write")
@@ -117,6 +125,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.steps < 1 or args.batch_size < 1:
         raise ValueError(f"--n, --steps and --batch-size must be ≥ 1 (got {args.n}, {args.steps}, {args.batch_size})")
+    if not 0.0 <= args.cond_drop < 1.0:
+        raise ValueError(f"--cond-drop must be in [0, 1), got {args.cond_drop}")
     if args.sampler in ("ddpm", "consistency"):
         raise ValueError(f"--sampler {args.sampler!r} is not a deterministic ODE sampler; use ddim, euler, heun "
                          "or dpmpp_2m")
@@ -127,7 +137,7 @@ def main(argv=None) -> int:
     train = load_dataset(args.data).subset("train")
     t0 = time.perf_counter()
     pairs = make_pairs(teacher, np.asarray(train.captions), args.n, args.steps, args.sampler, args.seed,
-                       args.batch_size)
+                       args.batch_size, args.cond_drop)
     seconds = time.perf_counter() - t0
     pairs.meta.update(teacher=str(args.teacher), teacher_run_hash=ckpt.get("run_hash"), data=str(args.data),
                       dtype="float32", seconds=seconds)

@@ -62,3 +62,12 @@ def test_cli_refuses_a_stochastic_sampler(teacher, tmp_path):
     with pytest.raises(ValueError, match="not a deterministic ODE sampler"):
         P.main(["--teacher", ckpt, "--data", data, "--n", "4", "--sampler", "ddpm", "--out", str(tmp_path / "p.npz")])
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_caption_dropout_empties_that_fraction(teacher):
+    ckpt, _ = teacher
+    method, _ = load_method(ckpt)
+    captions = np.array([f"a blob of class {i}" for i in range(10)])
+    pairs = P.make_pairs(method, captions, 200, 1, "ddim", seed=0, cond_drop=0.25)
+    empty = (pairs.captions == "").mean()
+    assert 0.15 < empty < 0.35 and pairs.meta["cond_drop"] == 0.25
