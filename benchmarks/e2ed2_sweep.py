@@ -28,8 +28,9 @@ import torch
 
 from e2ed2.config import deep_merge
 from e2ed2.diagnose import curve
-from e2ed2.plan import DEFAULT_CONFIG, Plan, load_yaml, resolve_config
+from e2ed2.plan import Plan
 from e2ed2.train import train
+from e2ed2.workflow_config import load_config, load_yaml
 
 
 def run_config(plan: Plan, dataset: str, overrides: dict, seed: int, steps: int, snapshots: list[int]) -> dict:
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
-    plan = Plan(resolve_config(load_yaml(DEFAULT_CONFIG), {"run": Path(args.run).name}, {}))
+    plan = Plan(load_config(cli_values={"run": Path(args.run).name})[0])
     variants = load_yaml(args.variants)
     names = [v for v in args.only.split(",") if v] or list(variants)
     unknown = set(names) - set(variants)

@@ -21,7 +21,6 @@ README table; ``check`` reports what is present, offline:
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import importlib.util
 import json
@@ -32,11 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cli
+from . import cli, workflow_config
 from .atomic import atomic_write, write_json
 from .config import ConfigError, deep_merge
 from .metrics import inception
-from .plan import DEFAULT_CONFIG, resolve_config
+from .workflow_config import DEFAULT_CONFIG
 
 
 class AssetMissingError(FileNotFoundError):
@@ -378,27 +377,11 @@ def default_config_path() -> Path:
                             f"repository root, or check asset names instead: python -m e2ed2.assets check NAME ...)")
 
 
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"--configfile {path}: no such file (give a workflow config YAML, e.g. "
-                                f"workflows/config/default.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--configfile {path}: not valid YAML ({str(e).splitlines()[0]})") from e
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"--configfile {path}: expected a mapping of config blocks, got {type(data).__name__}")
-    return data or {}
-
-
 def load_config(configfiles: list[str | os.PathLike]) -> dict:
-    """``configfiles`` merged in order over the default config, as the workflow resolves them."""
-    overrides: dict = {}
-    for f in configfiles:
-        overrides = deep_merge(overrides, _read_yaml(Path(f)))
-    return resolve_config(_read_yaml(default_config_path()), copy.deepcopy(overrides))
+    """``configfiles`` layered in order over the default config, as the workflow resolves them
+    (``e2ed2.workflow_config.load_config``: the same merge, ``replace:`` and ``only_datasets``)."""
+    config, _ = workflow_config.load_config([str(f) for f in configfiles], default=default_config_path())
+    return config
 
 
 def _optional_line(asset: Asset) -> str:

@@ -6,13 +6,15 @@
   file, a run folder of another configuration — print ONE line ``error: …`` (naming the input
   and the fix) and exit with 2; a run that fails at run time (divergence, non-finite samples,
   an interrupted or locked run) exits with 1. Tracebacks are for bugs, or with E2ED2_DEBUG=1.
-- ``progress(items, desc)``: a tqdm bar on a terminal, one line per item in a log file.
+- ``progress(items, desc)``: a tqdm bar on a terminal, one line per item in a log file
+  (``eta_line``: ``desc: i/n (p%), elapsed h:mm:ss, ETA h:mm:ss``).
 - ``process_gone(pid)``: the test a trainer polls to stop when the workflow that started it died.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -85,4 +87,21 @@ def progress(items: Iterable, desc: str) -> Iterator:
     t0 = time.perf_counter()
     for i, item in enumerate(items, 1):
         yield item
-        print(f"{desc}: {i}/{len(items)} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+        print(eta_line(desc, i, len(items), time.perf_counter() - t0), file=sys.stderr, flush=True)
+
+
+def eta_line(desc: str, done: int, total: int, elapsed_s: float, *details: str, eta_s: float | None = None) -> str:
+    """One plain progress line for a log file: ``desc: done/total (p%), details…, elapsed h:mm:ss,
+    ETA h:mm:ss`` (``eta_s`` default: the mean rate so far, extrapolated)."""
+    eta = eta_s if eta_s is not None else (total - done) * elapsed_s / done if done > 0 else math.nan
+    parts = [f"{desc}: {done}/{total} ({100 * done / max(total, 1):.0f}%)", *details,
+             f"elapsed {hms(elapsed_s)}", f"ETA {hms(eta)}"]
+    return ", ".join(parts)
+
+
+def hms(seconds: float) -> str:
+    """Seconds as ``h:mm:ss`` (``?`` when not known yet)."""
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"

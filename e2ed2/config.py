@@ -13,6 +13,7 @@ Run configs (the input of ``python -m e2ed2.train``) are ``{data, method, net, t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import types
@@ -26,7 +27,20 @@ RUN_CONFIG_KEYS = ("data", "method", "net", "train", "latent")
 
 
 class ConfigError(ValueError):
-    """A config key or value that is unknown, mistyped or out of range (the message names it)."""
+    """A config key or value that is unknown, mistyped or out of range (the message names it).
+
+    ``key`` (optional) is the offending key itself, so a caller that knows which file set it can
+    name that file."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def did_you_mean(name: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` (difflib), or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def knob(default, *, min=None, max=None, gt=None, lt=None, doc: str = ""):  # noqa: A002 (bounds read as in the docs)
@@ -46,7 +60,8 @@ def parse(cls, values: dict | None, where: str):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}{did_you_mean(unknown[0], fields)}; "
+                          f"valid keys: {sorted(fields)}", key=unknown[0])
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
@@ -144,16 +159,34 @@ def as_dict(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+BOUND_SIGNS = {"min": "≥", "max": "≤", "gt": ">", "lt": "<"}
+
+
+def type_name(annotation) -> str:
+    """A knob's type as a reader writes it: ``int``, ``float``, ``'pure' | 'leaky'``,
+    ``tuple[float, float]``, ``tuple[int, ...]``, ``str | None``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else type_name(a) for a in args)
+    if origin is tuple:
+        return f"tuple[{', '.join('...' if a is Ellipsis else type_name(a) for a in args)}]"
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+
+
 def describe(cls) -> list[str]:
-    """One line per knob of ``cls``: name, type, default and its description."""
+    """One line per knob of ``cls``: name, default, readable type, bounds and its description."""
     hints = typing.get_type_hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        kind = str(hints[f.name]).replace("typing.", "")
+        bounds = f.metadata.get("bounds", {})
+        limits = "".join(f", {BOUND_SIGNS[k]} {v}" for k, v in bounds.items())
         doc = f.metadata.get("doc", "")
-        lines.append(f"{f.name} = {f.default!r}  ({kind}){'  ' + doc if doc else ''}")
+        lines.append(f"{f.name} = {f.default!r}  ({type_name(hints[f.name])}{limits})"
+                     f"{'  ' + doc if doc else ''}")
     return lines
 
 

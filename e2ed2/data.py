@@ -14,6 +14,10 @@ Built-in, offline datasets (both real handwritten digits, bundled in installed w
   (``sklearn.datasets.load_digits``), kept at their native 8×8 with the 17 grey levels 0…16
   mapped to round(v·255/16). Split: ``heldout_split`` (30% of each class, seed 0: 539 held out).
 
+A user ``.npz`` names its arrays ``images``/``labels`` (or ``x``/``y``, or anything, mapped with
+``keys={"images": ..., "labels": ...}``); ``peek_shape`` reads the channels and resolution a
+dataset will have from the file header alone, so the workflow can size the UNet at DAG build.
+
 Any dataset without a ``split`` array (a user .npz, an image folder) gets ``heldout_split``:
 a class-stratified held-out fraction (all images one class when unlabelled), recorded in the
 converted .npz and printed by the conversion — never an empty reference set.
@@ -32,6 +36,7 @@ import torch
 
 from . import cli
 from .atomic import atomic_write
+from .config import ConfigError, did_you_mean
 
 TRAIN, HELDOUT = 0, 1
 SPLITS = {"train": TRAIN, "heldout": HELDOUT}
@@ -89,8 +94,12 @@ class ImageDataset:
 def _check_images(images: np.ndarray, where: str) -> None:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
         raise ValueError(f"{where}: images must be a uint8 array, got {getattr(images, 'dtype', type(images))}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[2] != images.shape[3]:
-        raise ValueError(f"{where}: images must be N×C×H×W with C in (1, 3) and H == W, got shape {images.shape}")
+    _check_nchw(images.shape, where)
+
+
+def _check_nchw(shape: tuple, where: str) -> None:
+    if len(shape) != 4 or shape[1] not in (1, 3) or shape[2] != shape[3]:
+        raise ValueError(f"{where}: images must be N×C×H×W with C in (1, 3) and H == W, got shape {tuple(shape)}")
 
 
 HELDOUT_FRACTION, SPLIT_SEED = 0.1, 0
@@ -147,23 +156,65 @@ def digits() -> ImageDataset:
     return ImageDataset(images, class_captions(labels), labels, heldout_split(labels, DIGITS_HELDOUT), "digits")
 
 
+def nchw_shape(shape: tuple) -> tuple[tuple, str | None]:
+    """The N×C×H×W shape images of ``shape`` become — N×C×H×W as is, N×H×W read as grey, N×H×W×C
+    (numpy/PIL order, C ∈ {1, 3}) transposed — and a note saying what was converted (None when nothing)."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 3:
+        return (shape[0], 1, *shape[1:]), f"images N×H×W {shape} read as grey N×1×H×W"
+    if len(shape) == 4 and shape[1] not in (1, 3) and shape[3] in (1, 3):
+        return (shape[0], shape[3], *shape[1:3]), f"images N×H×W×C {shape} transposed to N×C×H×W"
+    return shape, None
+
+
 def as_nchw(images: np.ndarray, where: str) -> tuple[np.ndarray, str | None]:
-    """uint8 images as N×C×H×W from N×C×H×W, N×H×W (grey) or N×H×W×C (numpy/PIL order, C ∈ {1, 3});
-    returns the array and a note saying what was converted (None when nothing was)."""
+    """uint8 images as N×C×H×W (``nchw_shape`` says which layouts are read); returns the array and
+    a note saying what was converted (None when nothing was)."""
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
         raise ValueError(f"{where}: images must be a uint8 array, got {getattr(images, 'dtype', type(images))}")
+    shape, note = nchw_shape(images.shape)
     if images.ndim == 3:
-        return images[:, None], f"images N×H×W {images.shape} read as grey N×1×H×W"
-    if images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
-        return (np.ascontiguousarray(images.transpose(0, 3, 1, 2)),
-                f"images N×H×W×C {images.shape} transposed to N×C×H×W")
-    return images, None
+        images = images[:, None]
+    elif note is not None:
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return images, note
 
 
-def load_npz(path: str | os.PathLike) -> ImageDataset:
-    """A user or harness ``.npz``: ``images`` (uint8; N×C×H×W, N×H×W or N×H×W×C) required;
-    ``captions``, ``labels``, ``split`` optional. Without ``split``, ``heldout_split`` makes one;
-    without ``captions`` the caption is empty. ``ImageDataset.notes`` says what was converted.
+# Which array of a user .npz holds what: the harness's own names, or x/y (Keras/scikit-learn style);
+# a dataset's `keys: {images: x, labels: y}` (CLI: --key images=x) names them explicitly.
+KEY_ALIASES = {"images": ("images", "x"), "labels": ("labels", "y"), "captions": ("captions",), "split": ("split",)}
+
+
+def npz_keys(arrays, keys: dict | None, where: str) -> dict[str, str]:
+    """role → array name for the arrays of one .npz: ``keys`` where given, else the first alias
+    present (``images``, then ``x``; ``labels``, then ``y``). Roles without an array are left out."""
+    keys = dict(keys or {})
+    unknown = sorted(set(keys) - set(KEY_ALIASES))
+    if unknown:
+        raise ConfigError(f"{where}: keys: unknown role(s) {unknown}; valid: {sorted(KEY_ALIASES)}"
+                          f"{did_you_mean(unknown[0], KEY_ALIASES)}", key=unknown[0])
+    found = {}
+    for role, aliases in KEY_ALIASES.items():
+        if role in keys:
+            if keys[role] not in arrays:
+                raise ValueError(f"{where}: keys: {role}: {keys[role]!r} is not an array of this file (found "
+                                 f"{sorted(arrays)}){did_you_mean(keys[role], arrays)}")
+            found[role] = keys[role]
+        else:
+            name = next((a for a in aliases if a in arrays), None)
+            if name is not None:
+                found[role] = name
+    if "images" not in found:
+        raise ValueError(f"{where}: no 'images' (or 'x') array (found {sorted(arrays)}); name yours with the "
+                         f"dataset's keys: {{images: NAME}} (python -m e2ed2.data ... --key images=NAME)")
+    return found
+
+
+def load_npz(path: str | os.PathLike, keys: dict | None = None) -> ImageDataset:
+    """A user or harness ``.npz``: images (uint8; N×C×H×W, N×H×W or N×H×W×C) required; captions,
+    labels, split optional, found under the names ``npz_keys`` gives. Without ``split``,
+    ``heldout_split`` makes one; without captions the caption is empty. ``ImageDataset.notes``
+    says what was converted.
     """
     path = Path(path)
     if not path.is_file():
@@ -173,16 +224,16 @@ def load_npz(path: str | os.PathLike) -> ImageDataset:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zipfile/format errors: say which file
         raise ValueError(f"{path}: not a readable .npz file ({e})") from e
-    if "images" not in arrays:
-        raise ValueError(f"{path}: no 'images' array (found {sorted(arrays)})")
-    images, note = as_nchw(arrays["images"], str(path))
+    names = npz_keys(arrays, keys, str(path))
+    images, note = as_nchw(arrays[names["images"]], str(path))
     _check_images(images, str(path))
     n = len(images)
-    captions = arrays.get("captions", np.full(n, "", dtype=str)).astype(str)
-    labels = arrays.get("labels", np.full(n, -1, dtype=np.int64)).astype(np.int64)
+    captions = arrays[names["captions"]].astype(str) if "captions" in names else np.full(n, "", dtype=str)
+    labels = arrays[names["labels"]].astype(np.int64) if "labels" in names else np.full(n, -1, dtype=np.int64)
     notes = [note] if note else []
-    if "split" in arrays:
-        split = arrays["split"].astype(np.uint8)
+    notes += [f"array {name!r} read as {role}" for role, name in names.items() if name != role]
+    if "split" in names:
+        split = arrays[names["split"]].astype(np.uint8)
     else:
         split = heldout_split(labels)
         notes.append(f"no 'split' array: held out {int((split == HELDOUT).sum())} of {n} images "
@@ -204,9 +255,7 @@ def load_image_folder(folder: str | os.PathLike, captions_file: str | os.PathLik
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-    if not files:
-        raise ValueError(f"{folder}: no .png/.jpg/.jpeg/.bmp/.webp images")
+    files = image_files(folder)
     captions = _read_captions(Path(captions_file)) if captions_file else {}
     pil = []
     for f in files:
@@ -227,6 +276,17 @@ def load_image_folder(folder: str | os.PathLike, captions_file: str | os.PathLik
     ds.notes = [f"image folder: held out {int((split == HELDOUT).sum())} of {len(files)} images at random "
                 f"({HELDOUT_FRACTION:.0%}, seed {SPLIT_SEED})"]
     return ds
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of a folder, sorted by name (the dataset's order)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images")
+    return files
 
 
 def center_crop_resize(im, res: int):
@@ -262,20 +322,78 @@ def _read_captions(path: Path) -> dict[str, str]:
 
 
 BUILTIN = {"mnist5k": mnist5k, "digits": digits}
+BUILTIN_SHAPES = {"mnist5k": (1, 32), "digits": (1, 8)}  # (channels, resolution) of each built-in set
 
 
-def load_dataset(spec: str | os.PathLike) -> ImageDataset:
-    """A built-in name (``mnist5k``), an ``.npz`` file, or an image folder."""
+def load_dataset(spec: str | os.PathLike, keys: dict | None = None) -> ImageDataset:
+    """A built-in name (``mnist5k``), an ``.npz`` file (``keys``: its array names, see ``npz_keys``),
+    or an image folder."""
     spec = str(spec)
     if spec in BUILTIN:
         return BUILTIN[spec]()
     if spec.endswith(".npz"):
-        return load_npz(spec)
+        return load_npz(spec, keys)
     if Path(spec).is_dir():
         caps = next((Path(spec) / n for n in ("captions.json", "captions.tsv") if (Path(spec) / n).is_file()), None)
         return load_image_folder(spec, caps)
     raise FileNotFoundError(f"dataset {spec!r}: not a built-in name ({sorted(BUILTIN)}), an existing .npz, "
                             f"or an image folder")
+
+
+def peek_shape(spec: str | os.PathLike, keys: dict | None = None) -> tuple[int, int]:
+    """(channels, resolution) of the images ``load_dataset(spec, keys)`` gives, read without loading
+    them: a built-in set's known shape, an .npz's array header, an image folder's image headers
+    (the first image's size; grey only when every image is). The workflow calls it at DAG build."""
+    spec = str(spec)
+    if spec in BUILTIN_SHAPES:
+        return BUILTIN_SHAPES[spec]
+    if spec.endswith(".npz"):
+        return _npz_shape(Path(spec), keys)
+    if Path(spec).is_dir():
+        return _folder_shape(Path(spec))
+    raise FileNotFoundError(f"dataset {spec!r}: not a built-in name ({sorted(BUILTIN)}), an existing .npz, "
+                            f"or an image folder")
+
+
+def _npz_shape(path: Path, keys: dict | None) -> tuple[int, int]:
+    """Channels and resolution from the header of the images array (no pixel is read)."""
+    import zipfile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+            name = npz_keys(members, keys, str(path))["images"]
+            with zf.open(members[name]) as f:
+                version = np.lib.format.read_magic(f)
+                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version not in read:
+                    raise ValueError(f"array {name!r} is in .npy format {version}, which only (1, 0) and (2, 0) "
+                                     f"headers are read in")
+                shape, _, dtype = read[version](f)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from e
+    if dtype != np.uint8:
+        raise ValueError(f"{path}: images must be a uint8 array, got {dtype} (scale to 0…255 and cast to uint8)")
+    nchw, _ = nchw_shape(shape)
+    _check_nchw(nchw, str(path))
+    return nchw[1], nchw[2]
+
+
+def _folder_shape(folder: Path) -> tuple[int, int]:
+    """What ``load_image_folder`` makes of a folder, from the image headers only (PIL decodes lazily)."""
+    from PIL import Image
+
+    sizes, modes = [], set()
+    for f in image_files(folder):
+        try:
+            with Image.open(f) as im:
+                sizes.append(im.size)
+                modes.add(im.mode)
+        except Exception as e:
+            raise ValueError(f"{f}: not a readable image ({e})") from e
+    return (1 if modes == {"L"} else 3), min(sizes[0])
 
 
 def to_model_range(images_uint8) -> torch.Tensor:
@@ -295,12 +413,18 @@ def build_parser():
                    "labels, split).")
     p.add_argument("source", help=f"built-in name ({', '.join(sorted(BUILTIN))}), an .npz file, or an image folder")
     p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--key", action="append", default=[], metavar="ROLE=NAME",
+                   help="the .npz array holding ROLE (images, labels, captions, split), e.g. --key images=x; "
+                        "default: the role's own name, or x (images) / y (labels)")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    ds = load_dataset(args.source)
+    keys = dict(k.split("=", 1) for k in args.key if "=" in k)
+    if len(keys) != len(args.key):
+        raise ValueError(f"--key takes ROLE=NAME (e.g. images=x), got {args.key}")
+    ds = load_dataset(args.source, keys)
     if not (ds.split == HELDOUT).any():
         raise ValueError(f"{args.source}: its 'split' array holds out no image; the FID reference would be empty")
     ds.save(args.out)

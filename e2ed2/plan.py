@@ -1,82 +1,53 @@
 """The workflow's plan: a config → the datasets, models, run configs and sample sets of the DAG.
 
 The Snakefile (``workflows/rules/common.smk``) is a thin layer over this module, so that what
-the DAG builds is plain Python a test can call. Three things live here:
+the DAG builds is plain Python a test can call. The config it gets is resolved by
+``e2ed2.workflow_config`` (the default, ``--configfile`` layers with ``replace:``, ``--config``,
+``only_datasets``; names re-exported here). Here:
 
-- **Config resolution.** ``--configfile`` files and ``--config`` values update the default
-  config (``workflows/config/default.yaml``), as Snakemake documents: a deep merge (``--config
-  'sampling={n: 100}'`` changes one value). A file that describes a whole run of its own (smoke,
-  cifar10, …) lists the top-level blocks it *replaces* instead of merging,
-  ``replace: [datasets, models, evaluate, claims]``, so the default's models do not leak in.
 - **Expansion.** ``datasets.<d>`` may override ``net``, ``train`` and ``models`` for that
   dataset; ``models.<m>`` keys are shared by its ``variants``, which override them; a model
   with ``train_seeds: [0, 1]`` is trained once per seed (the seed becomes ``train.seed``).
   Students take the teacher's first training seed; ``checkpoint_of`` models (DDIM) sample
   their source's checkpoints, seed for seed.
-- **Validation at DAG build.** Every run config is parsed with the method's typed config, so a
-  typo'd knob or an unregistered method fails ``snakemake -n``, naming the model and the key.
+- **The UNet's shape from the data.** ``net.image_channels`` / ``net.resolution`` are read from
+  each dataset (a built-in's known shape, an .npz header, an image folder's headers) unless the
+  config sets them; a value it sets must agree with the data, or the DAG build stops naming the fix.
+- **Validation at DAG build.** Every dataset, model and variant a config names must exist, and
+  every variant must be used (with the closest valid name and the file that set it); then every
+  run config is parsed with the method's typed config, so a typo'd knob or an unregistered
+  method fails ``snakemake -n``, naming the model and the key.
 """
 
 from __future__ import annotations
 
-import copy
+import os
 from dataclasses import dataclass
 
-import jsonschema
-import yaml
-
-from .config import ConfigError, deep_merge
+from .config import ConfigError, deep_merge, did_you_mean
+from .data import peek_shape
+from .nets import UNetConfig
 from .registry import validate_run_config
 from .train import TrainConfig
+from .workflow_config import (  # noqa: F401 (the workflow's config API, re-exported for the Snakefile)
+    DEFAULT_CONFIG,
+    SCHEMA,
+    ConfigSources,
+    load_config,
+    load_yaml,
+    resolve_config,
+    validate_config,
+)
 
-DEFAULT_CONFIG = "workflows/config/default.yaml"
 DATASET_OVERRIDES = ("net", "train", "models")
+# (channels, resolution) of the downloaded datasets; `prepare: convert` sources are read (e2ed2.data.peek_shape)
+PREPARED_SHAPES = {"cifar10": lambda block: (3, 32), "coco30k": lambda block: (3, int(block["resolution"]))}
 
 
-# ---- config resolution ------------------------------------------------------------------------
-def resolve_config(default: dict, overrides: dict, cli_values: dict | None = None) -> dict:
-    """``overrides`` (merged --configfile contents) then ``cli_values`` (--config) over ``default``.
-
-    Snakemake parses ``--config key={yaml}`` with YAML's base loader, so nested scalars arrive as
-    strings; they are typed again here (``sampling={n: 100}`` gives the integer 100)."""
-    overrides = deep_merge(copy.deepcopy(overrides or {}), _typed(cli_values or {}))
-    replace = overrides.pop("replace", None) or []
-    if not isinstance(replace, list) or not all(isinstance(k, str) for k in replace):
-        raise ConfigError(f"replace: expected a list of top-level keys, got {replace!r}")
-    for key in replace:
-        if key not in overrides:
-            raise ConfigError(f"replace: lists {key!r} but the override gives no {key!r} block to replace it with")
-    out = {k: v for k, v in copy.deepcopy(default).items() if k not in replace}
-    return deep_merge(out, overrides)
-
-
-def _typed(value):
-    """Strings re-read as YAML scalars, recursively (``"100"`` → 100, ``"1e-3"`` stays a string)."""
-    if isinstance(value, dict):
-        return {k: _typed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_typed(v) for v in value]
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-    return value
-
-
-def validate_config(config: dict, schema_path) -> None:
-    """The merged config against the workflow's JSON schema: the first error as one line naming
-    the key (``config.sampling.n: 'many' is not of type 'integer'``), not a schema dump."""
-    schema = load_yaml(schema_path)
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
-    if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise ConfigError(f"config{where}: {error.message} (schema: {schema_path})")
-
-
-def load_yaml(path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+def evaluates(entry: dict, dataset: str) -> bool:
+    """An evaluate entry samples ``dataset``: every dataset without ``datasets:``, else the ones listed
+    (``datasets: []`` — e.g. after only_datasets dropped its datasets — samples none)."""
+    return "datasets" not in entry or dataset in entry["datasets"]
 
 
 # ---- the plan ---------------------------------------------------------------------------------
@@ -94,9 +65,11 @@ class SampleSet:
 class Plan:
     """What to build for a resolved config (paths are relative to the repository root)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, sources: ConfigSources | None = None):
         self.config = config
+        self.sources = sources or ConfigSources()
         self.R = f"results/{config['run']}"
+        self._shapes: dict[str, tuple[int, int]] = {}
 
     # ---- datasets and models --------------------------------------------------------------
     def datasets(self) -> list[str]:
@@ -116,7 +89,8 @@ class Plan:
         models = self.models_of(dataset)
         if method not in models or variant not in (models[method].get("variants") or {}):
             known = [f"{m}/{v}" for m in models for v in models[m].get("variants") or {}]
-            raise ConfigError(f"config.models has no {method}/{variant}; defined: {known}")
+            raise ConfigError(f"config.models has no {method}/{variant}{did_you_mean(f'{method}/{variant}', known)}; "
+                              f"defined: {known}")
         block = {k: v for k, v in models[method].items() if k != "variants"}
         return deep_merge(block, models[method]["variants"][variant] or {})
 
@@ -200,7 +174,8 @@ class Plan:
         if teacher:  # the teacher checkpoint is a method knob (CD, E2ED²)
             knobs["teacher"] = teacher
         block = self.dataset_block(dataset)
-        net = deep_merge(deep_merge(self.config["net"], block.get("net")), spec.get("net"))
+        net = self.fit_net(dataset, method, variant,
+                           deep_merge(deep_merge(self.config["net"], block.get("net")), spec.get("net")))
         train = deep_merge(deep_merge(self.config["train"], block.get("train")), spec.get("train"))
         run = {"data": self.data_npz(dataset), "method": knobs, "net": net, "train": {**train, "seed": seed}}
         if self.config.get("latent"):
@@ -208,8 +183,49 @@ class Plan:
             run["latent"]["latents"] = f"{self.R}/data/{dataset}.latents.npz"
         return run
 
+    # ---- the UNet's shape from the data ----------------------------------------------------
+    def data_shape(self, dataset: str) -> tuple[int, int] | None:
+        """(channels, resolution) of a dataset's images, read from its source's header (once);
+        None in latent space, where the net's shape is the VAE's and not the images'."""
+        if self.config.get("latent"):
+            return None
+        if dataset not in self._shapes:
+            block = self.dataset_block(dataset)
+            if block["prepare"] in PREPARED_SHAPES:
+                self._shapes[dataset] = PREPARED_SHAPES[block["prepare"]](block)
+            else:
+                source = block.get("source", dataset)
+                try:
+                    self._shapes[dataset] = peek_shape(source, block.get("keys"))
+                except (FileNotFoundError, ValueError) as e:
+                    hint = (f" (source paths are relative to the directory snakemake runs in, {os.getcwd()})"
+                            if isinstance(e, FileNotFoundError) else "")
+                    raise ConfigError(f"datasets.{dataset}{self.sources.tag('datasets', dataset)}: {e}{hint}") from None
+        return self._shapes[dataset]
+
+    def fit_net(self, dataset: str, method: str, variant: str, net: dict) -> dict:
+        """``net`` with image_channels and resolution from the data where the config leaves them
+        out; a value the config sets must equal the data's (ConfigError naming the fix)."""
+        shape = self.data_shape(dataset)
+        if shape is None:
+            return net
+        net = dict(net)
+        for key, value in zip(("image_channels", "resolution"), shape):
+            if key not in net:
+                net[key] = value
+            elif net[key] != value:
+                where = self.sources.where_key(key, ("net",), ("datasets", dataset, "net"),
+                                               ("datasets", dataset, "models", method), ("models", method))
+                raise ConfigError(
+                    f"dataset {dataset!r} holds {shape[0]}×{shape[1]}×{shape[1]} images, but {method}/{variant} "
+                    f"has net.{key}: {net[key]}{f' (set in {where})' if where else ''}; remove that net.{key} to "
+                    f"take it from the data, or set datasets: {{{dataset}: {{net: {{{key}: {value}}}}}}}")
+        return net
+
     def validate(self) -> None:
-        """Parse every model's run config (typed method, net and train configs): a bad knob fails here."""
+        """Every name a config refers to, then every model's run config (typed method, net and train
+        configs): a bad reference or knob fails here, with the closest valid name and the file."""
+        self.check_references()
         for dataset in self.datasets():
             for m, v in self.all_models(dataset):
                 spec = self.model_spec(dataset, m, v)
@@ -218,16 +234,100 @@ class Plan:
                     continue
                 if "teacher" in spec:
                     self.model_spec(dataset, *spec["teacher"].split("/"))
-                for s in self.train_seeds(dataset, m, v):
-                    run = self.run_config(dataset, m, v, s)
-                    try:
-                        validate_run_config(run)
-                        TrainConfig.from_dict(run["train"])
-                    except ConfigError as e:
-                        raise ConfigError(f"models.{m} (variant {v}, dataset {dataset}): {e}") from None
+                for seed in self.train_seeds(dataset, m, v):
+                    self._parse_run_config(dataset, m, v, self.run_config(dataset, m, v, seed))
         for s in self.sample_sets():
             self.model_spec(s.dataset, s.method, s.variant)
             self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
+
+    def _parse_run_config(self, dataset: str, m: str, v: str, run: dict) -> None:
+        """The typed method, net and train configs of one run config; a bad knob is a ConfigError
+        naming the model, the closest valid key and the file that set the bad one."""
+        try:
+            validate_run_config(run)
+            TrainConfig.from_dict(run["train"])
+            return
+        except KeyError:  # UNetConfig.from_dict: unknown net keys
+            valid = sorted(UNetConfig.__dataclass_fields__)
+            unknown = sorted(set(run["net"]) - set(valid))
+            e = ConfigError(f"net: unknown key(s) {unknown}{did_you_mean(unknown[0], valid)}; valid keys: {valid}",
+                            key=unknown[0])
+        except ConfigError as err:
+            e = err
+        origin = self.sources.where_key(e.key, ("models", m), ("datasets", dataset), ("net",), ("train",)) \
+            if e.key else None
+        shown = f"variant {v}, dataset {dataset}" + (f"; in {origin}" if origin else "")
+        raise ConfigError(f"models.{m} ({shown}): {e}") from None
+
+    # ---- references ------------------------------------------------------------------------
+    def check_references(self) -> None:
+        """Every dataset, model and variant a config names exists (a typo gets the closest valid
+        name and the file), and every defined variant is used somewhere (a typo'd variant key
+        would otherwise define a model that nothing trains)."""
+        defined = self.datasets()
+        diag = self.config.get("diagnostics") or {}
+        named = [(("diagnostics", "datasets"), diag.get("datasets") or [])]
+        named += [(("evaluate", e, "datasets"), entry.get("datasets") or [])
+                  for e, entry in self.config["evaluate"].items()]
+        for path, names in named:
+            for d in names:
+                if d not in defined:
+                    raise ConfigError(f"{'.'.join(path)}{self.sources.tag(*path)} names dataset {d!r}, which "
+                                      f"datasets: does not define{did_you_mean(d, defined)}; defined: {defined} "
+                                      f"(only_datasets: [...] drops datasets everywhere)")
+        refs = [(("evaluate", e, "model"), entry["model"]) for e, entry in self.config["evaluate"].items()]
+        refs += [(("diagnostics", k), r) for k in ("models", "curve_models") for r in diag.get(k) or []]
+        refs += self._claims_refs()
+        for d in defined:
+            for m, v in self.all_models(d):
+                refs += [(("models", m, k), self.model_spec(d, m, v)[k]) for k in ("teacher", "checkpoint_of")
+                         if k in self.model_spec(d, m, v)]
+        variants = self._variants()
+        for path, ref in refs:
+            self._check_ref(path, ref, variants)
+        used = {ref for _, ref in refs}
+        for m, vs in variants.items():
+            for v in vs:
+                if f"{m}/{v}" not in used:
+                    path = ("models", m, "variants", v)
+                    close = did_you_mean(v, [u.split("/")[1] for u in used if u.startswith(f"{m}/")])
+                    raise ConfigError(
+                        f"models.{m}.variants.{v}{self.sources.tag(*path)} is never trained or sampled: no evaluate "
+                        f"entry, teacher, checkpoint_of, diagnostics or claims entry names {m}/{v}{close}; add an "
+                        f"evaluate entry for it ({{model: {m}/{v}, sampler: ..., steps: [...]}}) or remove it")
+
+    def _variants(self) -> dict[str, list[str]]:
+        """method → its variants, over every dataset's models."""
+        out: dict[str, list[str]] = {}
+        for d in self.datasets():
+            for m, v in self.all_models(d):
+                out.setdefault(m, [])
+                if v not in out[m]:
+                    out[m].append(v)
+        return out
+
+    def _check_ref(self, path: tuple, ref: str, variants: dict) -> None:
+        method, _, variant = ref.partition("/")
+        tag = self.sources.tag(*path)
+        if method not in variants:
+            raise ConfigError(f"{'.'.join(path)}{tag} names model {ref!r}, but models: has no {method!r}"
+                              f"{did_you_mean(method, variants)}; defined: {sorted(variants)}")
+        if variant not in variants[method]:
+            raise ConfigError(f"{'.'.join(path)}{tag} names {ref!r}, but models.{method}.variants has no "
+                              f"{variant!r}{did_you_mean(variant, variants[method])}; defined: {variants[method]}")
+
+    def _claims_refs(self) -> list[tuple[tuple, str]]:
+        """'method/variant' references of the claims spec, when the report runs and the method under
+        test is one of the models (a run without it gets claims marked "not tested")."""
+        claims = self.config.get("claims") or {}
+        if not (self.config.get("report") or {}).get("enabled") or claims.get("method") not in self.config["models"]:
+            return []
+        m = claims["method"]
+        refs = [(("claims", "main_variant"), f"{m}/{claims.get('main_variant', 'main')}")]
+        for c, arms in (claims.get("ablations") or {}).items():
+            names = list(arms.get("variants") or {}) + [arms[k] for k in ("treatment", "control") if k in arms]
+            refs += [(("claims", "ablations", c), f"{m}/{v}") for v in names]
+        return refs
 
     # ---- sample sets ----------------------------------------------------------------------
     def sample_sets(self) -> list[SampleSet]:
@@ -235,7 +335,7 @@ class Plan:
         sets = []
         for dataset in self.datasets():
             for entry in self.config["evaluate"].values():
-                if entry.get("datasets") and dataset not in entry["datasets"]:
+                if not evaluates(entry, dataset):
                     continue
                 method, _, variant = entry["model"].partition("/")
                 blocks = entry.get("seed_blocks", self.config["sampling"]["seed_blocks"])
@@ -249,8 +349,7 @@ class Plan:
         """The consistency sampler's intermediate σ's for this set (evaluate.<entry>.mid_sigmas), or None."""
         found = None
         for name, entry in self.config["evaluate"].items():
-            if (entry["model"] != f"{method}/{variant}" or entry["sampler"] != sampler
-                    or (entry.get("datasets") and dataset not in entry["datasets"])):
+            if entry["model"] != f"{method}/{variant}" or entry["sampler"] != sampler or not evaluates(entry, dataset):
                 continue
             mids = {int(k): v for k, v in (entry.get("mid_sigmas") or {}).items()}
             if steps in mids:

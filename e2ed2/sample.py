@@ -15,6 +15,7 @@ CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR`
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -55,9 +56,11 @@ def conditions_for(seeds, data: ImageDataset, split: str = "heldout"):
 
 
 def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: int = 64, guidance: float = 1.0,
-             device=torch.device("cpu"), dtype=torch.float32, warmup: bool = True, decode=None, progress: bool = False,
+             device=torch.device("cpu"), dtype=torch.float32, warmup: bool = True, decode=None, progress=None,
              mid_sigmas=None):
     """Generate images for ``seeds`` in batches; returns (uint8 images, timing dict).
+
+    ``progress`` (optional) wraps the iterable of batch starts (the CLI's progress reporter).
 
     ``mid_sigmas`` (consistency sampler only): the intermediate σ's of multistep sampling.
 
@@ -98,8 +101,7 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         torch.cuda.synchronize(), torch.cuda.reset_peak_memory_stats()
     out, t0 = [], time.perf_counter()
     starts = range(0, len(seeds), batch_size)
-    for lo in (cli.progress(starts, f"sample {method.name} {sampler or method.default_sampler}-{steps}")
-               if progress else starts):
+    for lo in progress(starts) if progress else starts:
         out.append(to_uint8(run(lo, lo + batch_size)))
         calls += 1
     if device.type == "cuda":
@@ -174,8 +176,18 @@ def build_parser():
     p.add_argument("--no-ema", action="store_true", help="use the online weights instead of EMA")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no per-batch progress lines")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no per-batch progress (a bar on a terminal; in a log, lines with elapsed time and ETA)")
     return p
+
+
+def _progress(args, method, n: int):
+    """The CLI's per-batch progress lines (``i/n batches, elapsed, ETA``), or None with --no-progress."""
+    if args.no_progress:
+        return None
+    desc = (f"sample {method.name} {args.sampler or method.default_sampler}-{args.steps} "
+            f"({n} images, batches of {args.batch_size})")
+    return functools.partial(cli.progress, desc=desc)
 
 
 def main(argv=None) -> int:
@@ -205,7 +217,7 @@ def main(argv=None) -> int:
         rows = distributed.shard_rows(len(seeds), info)
         part = generate(method, [seeds[i] for i in rows], captions[rows], args.steps, sampler=args.sampler,
                         batch_size=args.batch_size, guidance=args.guidance, device=device, decode=decode,
-                        progress=not args.no_progress and info.is_main, mid_sigmas=mid_sigmas)
+                        progress=_progress(args, method, len(rows)) if info.is_main else None, mid_sigmas=mid_sigmas)
         parts = distributed.gather_to_main(part)
     finally:
         distributed.shutdown()

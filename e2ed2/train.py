@@ -37,10 +37,10 @@ import torch
 from . import cli, distributed, registry, runs
 from .atomic import remove_stale, write_json
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import as_dict, describe, knob, load_run_config, parse
+from .config import ConfigError, as_dict, describe, knob, load_run_config, parse
 from .data import ImageDataset, load_dataset, to_model_range
 from .method import Batch, Method
-from .nets import count_parameters
+from .nets import UNetConfig, count_parameters
 from .text import tokenize
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16}
@@ -323,12 +323,14 @@ def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None
         trainer.check_identity(load_checkpoint(out / "final.pt"), out / "final.pt")
 
 
-def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop_after: int | None = None,
-          on_mismatch: Literal["error", "restart"] = "error", should_stop: Callable[[], bool] | None = None) -> Path:
+def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress], None] | None = None,
+          stop_after: int | None = None, on_mismatch: Literal["error", "restart"] = "error",
+          should_stop: Callable[[], bool] | None = None) -> Path:
     """Run (or resume) training into ``out_dir``; returns the final checkpoint path.
 
     Files: ``latest.pt`` (every ckpt_every steps), ``final.pt`` (at the end), ``stats.jsonl``,
     ``config.json`` (resolved), ``snapshots/step-<s>.pt`` (EMA, at ``train.snapshots``).
+    ``on_step`` gets a :class:`Progress` after every step (rank 0; the CLI prints from it);
     ``stop_after`` ends early after that many total steps (tests); ``should_stop`` is polled
     between steps (a true answer saves latest.pt and raises :class:`Interrupted`).
     """
@@ -340,7 +342,9 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
-    trainer = Trainer(config, load_dataset(config["data"]), info)
+    data = load_dataset(config["data"])
+    check_data_fits_net(config, data)
+    trainer = Trainer(config, data, info)
     with runs.locked(out) if info.is_main else contextlib.nullcontext():
         for name in RUN_FILES:
             remove_stale(out, name)  # temp files of a writer that was killed mid-write
@@ -352,19 +356,51 @@ def train(config: dict, out_dir: str | os.PathLike, progress: bool = False, stop
                 "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
             runs.truncate_log(out / "stats.jsonl", trainer.step_idx)
-        return _loop(trainer, out, tc, info, progress, stop_after, should_stop)
+        return _loop(trainer, out, tc, info, on_step, stop_after, should_stop)
 
 
-def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, progress: bool, stop_after, should_stop) -> Path:
+def check_data_fits_net(config: dict, data: ImageDataset) -> None:
+    """The UNet's image_channels and resolution equal the data's (pixel space): a UNet trained on
+    28×28 images would sample 32×32 ones that no FID reference matches, so refuse before training."""
+    if config.get("latent"):
+        return  # the net sees the VAE's latents, not these images
+    net = UNetConfig.from_dict(config.get("net"))
+    c, h, w = data.images.shape[1:]
+    wrong = {k: v for k, v in {"image_channels": c, "resolution": h}.items() if getattr(net, k) != v}
+    if wrong:
+        raise ConfigError(f"data {config['data']}: images are {c}×{h}×{w}, but the net has "
+                          + ", ".join(f"{k}={getattr(net, k)}" for k in wrong) + "; set "
+                          + " and ".join(f"net.{k}: {v}" for k, v in wrong.items()) + " in the run config ("
+                          + " ".join(f"--set net.{k}={v}" for k, v in wrong.items()) + ")")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is after a step: ``step`` of ``total``, ``elapsed_s`` seconds after this session
+    began at ``start_step`` (a resumed run counts from its checkpoint); ``stats`` of that step."""
+    step: int
+    total: int
+    start_step: int
+    elapsed_s: float
+    batch_size: int
+    stats: dict
+
+    @property
+    def images_per_s(self) -> float:
+        return (self.step - self.start_step) * self.batch_size / max(self.elapsed_s, 1e-9)
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds to ``total`` at this session's mean step rate."""
+        return (self.total - self.step) * self.elapsed_s / max(self.step - self.start_step, 1)
+
+
+def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, on_step, stop_after, should_stop) -> Path:
     """The steps from the resumed step to the end, with logs, checkpoints and snapshots."""
     final, latest = out / "final.pt", out / "latest.pt"
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
-    bar = None
-    if progress and info.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=tc.steps, initial=trainer.step_idx, desc=f"train {trainer.method.name}", dynamic_ncols=True)
-    t_last, steps_since = time.perf_counter(), 0
+    t0, start = time.perf_counter(), trainer.step_idx
+    t_last, steps_since = t0, 0
     with open(out / "stats.jsonl", "a") if info.is_main else contextlib.nullcontext() as log:
         while trainer.step_idx < end:
             if should_stop is not None and should_stop():
@@ -372,23 +408,20 @@ def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, progress: bool, st
                 raise Interrupted(f"stopped at step {trainer.step_idx}; {latest} holds it and a rerun resumes there")
             stats = trainer.step()
             steps_since += 1
-            if bar:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items() if k.startswith("loss")})
-            s = trainer.step_idx
+            s, now = trainer.step_idx, time.perf_counter()
+            progress = Progress(s, tc.steps, start, now - t0, tc.batch_size, stats)
             if log and (s % tc.log_every == 0 or s == end):
-                now = time.perf_counter()
                 rec = {"step": s, **stats, "sec_per_step": (now - t_last) / steps_since,
-                       "images_seen": s * tc.batch_size}
+                       "images_seen": s * tc.batch_size, "total_steps": tc.steps, "eta_s": round(progress.eta_s, 1)}
                 log.write(json.dumps(rec) + "\n")  # one whole line per write, flushed at once
                 log.flush()
                 t_last, steps_since = now, 0
+            if on_step is not None and info.is_main:
+                on_step(progress)
             if s in tc.snapshots:
                 _save(trainer, out / "snapshots" / f"step-{s}.pt", info, ema_only=True)
             if s % tc.ckpt_every == 0 or s == end:
                 _save(trainer, latest, info)
-    if bar:
-        bar.close()
     if trainer.step_idx >= tc.steps:
         _save(trainer, final, info)
     return final
@@ -399,8 +432,8 @@ run config (YAML/JSON): {data, method: {name, knobs...}, net: {...}, train: {...
   data     built-in name (mnist5k, digits), a harness .npz, or an image folder
   method   one of: %s  (knobs: python -m e2ed2.train --list-knobs NAME)
   net      e2ed2.nets.UNetConfig;  train: e2ed2.train.TrainConfig
-example: workflows/config/run.example.yaml
-  python -m e2ed2.train --config workflows/config/run.example.yaml --out results/try/edm --set train.steps=200
+example: docs/run.example.yaml
+  python -m e2ed2.train --config docs/run.example.yaml --out results/try/edm --set train.steps=200
 """
 
 
@@ -417,14 +450,52 @@ def build_parser():
                    help="if --out holds a run of another config, delete it and start afresh (default: refuse)")
     p.add_argument("--watch-pid", type=int, default=None, metavar="PID",
                    help="stop (keeping latest.pt) when process PID exits: the workflow passes its own pid")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--list-knobs", metavar="METHOD", help="print METHOD's knobs with defaults and exit")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (a bar on a terminal; in a log, a line every log_every steps and ≥ every 30 s)")
+    p.add_argument("--list-knobs", metavar="METHOD",
+                   help="print METHOD's knobs (library defaults, types, bounds) and exit")
     return p
+
+
+class ProgressReport:
+    """The CLI's view of a run (``train(on_step=...)``), on stderr: a tqdm bar on a terminal;
+    otherwise (a log file) one plain, flushed line on the first step, every ``every`` steps, at the
+    last step and at least every ``interval_s`` seconds:
+    ``train edm: 400/3200 (12%), 181.3 images/s, loss_main 0.0123, elapsed 0:01:10, ETA 0:08:10``."""
+
+    def __init__(self, desc: str, every: int, interval_s: float = 30.0):
+        self.desc, self.every, self.interval_s = desc, every, interval_s
+        self.bar, self.last = None, -math.inf
+
+    def __call__(self, p: Progress) -> None:
+        losses = {k: v for k, v in p.stats.items() if k.startswith("loss")}
+        if sys.stderr.isatty():
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=p.total, initial=p.step - 1, desc=self.desc, dynamic_ncols=True)
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            return
+        now = time.monotonic()
+        if (p.step == p.start_step + 1 or p.step % self.every == 0 or p.step == p.total
+                or now - self.last >= self.interval_s):
+            details = [f"{p.images_per_s:.1f} images/s", *(f"{k} {v:.4g}" for k, v in losses.items())]
+            # the rate (and so the ETA) counts from this session's start step: a resumed run starts past 0
+            print(cli.eta_line(self.desc, p.step, p.total, p.elapsed_s, *details, eta_s=p.eta_s),
+                  file=sys.stderr, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_knobs:
+        print(f"# knobs of {args.list_knobs}: name = library default  (type, bounds)  what it does\n"
+              f"# (the workflow sets its own values in workflows/config/*.yaml, models.<model>.method)")
         print("\n".join(describe(registry.get_method(args.list_knobs).Config)))
         return 0
     if not args.out or not (args.config or args.config_json):
@@ -432,9 +503,11 @@ def main(argv=None) -> int:
     config = load_run_config(args.config, args.config_json, args.set)
     registry.validate_run_config(config)
     should_stop = (lambda: cli.process_gone(args.watch_pid)) if args.watch_pid else None
+    report = None if args.no_progress else ProgressReport(
+        f"train {config['method']['name']}", TrainConfig.from_dict(config.get("train")).log_every)
     try:
-        final = train(config, args.out, progress=not args.no_progress,
-                      on_mismatch="restart" if args.restart else "error", should_stop=should_stop)
+        final = train(config, args.out, on_step=report, on_mismatch="restart" if args.restart else "error",
+                      should_stop=should_stop)
     except NonFiniteLossError as e:
         latest = Path(args.out) / "latest.pt"
         kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written before it"
@@ -442,6 +515,8 @@ def main(argv=None) -> int:
     except Interrupted as e:
         raise cli.RunFailed(f"training interrupted: {e}") from e
     finally:
+        if report is not None:
+            report.close()
         distributed.shutdown()
     if distributed.env_info().is_main:
         print(json.dumps({"checkpoint": str(final)}))

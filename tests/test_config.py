@@ -36,7 +36,8 @@ def test_values_are_typed_in_any_yaml_spelling():
     ({"flag": "yes"}, r"x\.flag: expected true or false"),
     ({"kind": "c"}, r"x\.kind: 'c' is not one of \['a', 'b'\]"),
     ({"betas": [1]}, r"x\.betas: expected a list of 2 values"),
-    ({"lrr": 1}, r"x: unknown key\(s\) \['lrr'\]; valid keys: \['betas', 'flag', 'kind', 'lr', 'path', 'steps'\]"),
+    ({"lrr": 1}, r"x: unknown key\(s\) \['lrr'\] \(did you mean 'lr'\?\); valid keys: "
+                 r"\['betas', 'flag', 'kind', 'lr', 'path', 'steps'\]"),
 ])
 def test_bad_values_name_the_key(values, match):
     with pytest.raises(ConfigError, match=match):
@@ -79,6 +80,6 @@ def test_the_example_run_config_is_valid():
 
     from e2ed2.registry import validate_run_config
 
-    cfg = load_run_config(str(Path(__file__).resolve().parents[1] / "workflows/config/run.example.yaml"))
+    cfg = load_run_config(str(Path(__file__).resolve().parents[1] / "docs/run.example.yaml"))
     validate_run_config(cfg)
     assert TrainConfig.from_dict(cfg["train"]).steps == 200

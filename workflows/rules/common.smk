@@ -3,28 +3,44 @@
 # hyperparameter reruns exactly the jobs that depend on it.
 
 import json
+import os
 import re
 import shlex
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
-from e2ed2.config import deep_merge
-from e2ed2.plan import DEFAULT_CONFIG, Plan, load_yaml, resolve_config, validate_config
+from e2ed2.plan import DEFAULT_CONFIG, SCHEMA, Plan, load_config, validate_config
 
-# ---- the config: --configfile files and --config values over the default -------------------
-_overrides = {}
-for _f in workflow.config_settings.configfiles:
-    _overrides = deep_merge(_overrides, load_yaml(_f))
-_resolved = resolve_config(
-    load_yaml(DEFAULT_CONFIG), _overrides, dict(workflow.config_settings.config)
+# ---- the config: the default, each --configfile in order, then --config values -------------
+# (e2ed2.workflow_config: a file's `replace:` blocks replace what came before it, the rest
+# merges; `only_datasets:` keeps just those datasets). Names and the schema are checked before
+# anything reads it, and an error names the file that set the key.
+_resolved, SOURCES = load_config(
+    workflow.config_settings.configfiles,
+    dict(workflow.config_settings.config),
+    default=os.path.join(workflow.basedir, DEFAULT_CONFIG),
 )
 config.clear()
 config.update(_resolved)
-PLAN = Plan(config)
+validate_config(config, os.path.join(workflow.basedir, SCHEMA), SOURCES)
+PLAN = Plan(config, SOURCES)
 R = PLAN.R
 FID = config["metrics"]["fid"]
 CLIP = config["metrics"]["clip"]
+
+# ---- a failed job's log on the console --------------------------------------------------------
+# Snakemake's --show-failed-logs, on without a profile: the failing job's log follows its error
+# report. (Snakemake finds a default workflow profile only in profiles/default/ beside the
+# Snakefile, at the repository root; so the switch is set on its console formatter here.)
+# Another Snakemake logging layout (ImportError) keeps Snakemake's own default: log paths only.
+try:
+    from snakemake.logging import DefaultFormatter, logger as _smk_logger
+except ImportError:
+    DefaultFormatter, _smk_logger = None, None
+for _handler in _smk_logger.handlers if _smk_logger else []:
+    if isinstance(_handler.formatter, DefaultFormatter):
+        _handler.formatter.show_failed_logs = True
 
 # ---- path patterns (wildcards in braces) ---------------------------------------------------
 DATA = f"{R}/data/{{dataset}}.npz"
@@ -197,6 +213,17 @@ def prepared_by(kind):
     """Regex of the dataset names whose `prepare:` is `kind` (a rule per preparation kind)."""
     names = [d for d in PLAN.datasets() if PLAN.dataset_block(d)["prepare"] == kind]
     return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def dataset_source(w):
+    """What `python -m e2ed2.data` converts: the dataset's `source:` (default: its built-in name)."""
+    return shlex.quote(PLAN.dataset_block(w.dataset).get("source", w.dataset))
+
+
+def dataset_keys(w):
+    """--key ROLE=NAME of a dataset's `keys:` (the .npz arrays holding images, labels, ...)."""
+    keys = PLAN.dataset_block(w.dataset).get("keys") or {}
+    return " ".join(f"--key {shlex.quote(f'{k}={v}')}" for k, v in keys.items())
 
 
 def downloads(dataset):

@@ -3,7 +3,8 @@
 # config.latent, `encode_latents` turns it into VAE latents once, read by every train job.
 
 
-# A built-in set (mnist5k, digits), a user .npz or an image folder → results/<run>/data/<name>.npz
+# A built-in set (mnist5k, digits), a user .npz (its arrays named by the dataset's `keys:`, else
+# images/labels or x/y) or an image folder → results/<run>/data/<name>.npz
 rule dataset:
     output:
         npz=DATA,
@@ -19,9 +20,10 @@ rule dataset:
     resources:
         mem_mb=2000,
     params:
-        source=lambda w: PLAN.dataset_block(w.dataset).get("source", w.dataset),
+        source=dataset_source,
+        key_args=dataset_keys,
     shell:
-        "python -m e2ed2.data {params.source} --out {output.npz} > {log} 2>&1"
+        "python -m e2ed2.data {params.source} {params.key_args} --out {output.npz} > {log} 2>&1"
 
 
 if prepared_by("cifar10") != "(?!)":

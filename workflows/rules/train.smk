@@ -4,7 +4,8 @@
 # its folder (--restart) instead of resuming weights of the old config. latest.pt and
 # stats.jsonl are not declared outputs: after a crash Snakemake keeps them, the rerun resumes
 # from latest.pt and cuts the log back to it (every step logged once). --watch-pid $PPID stops
-# the trainer if this Snakemake process dies.
+# the trainer if this Snakemake process dies. The log gets a progress line (step, images/s, elapsed,
+# ETA) every log_every steps and at least every 30 s: `tail -f results/<run>/logs/<dataset>/train/...`.
 
 
 rule train:
@@ -31,4 +32,4 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} {params.launcher} -m e2ed2.train"
         " --config-json {params.run_config} --set train.threads={threads}"
-        " --out {params.out} --restart --watch-pid $PPID --no-progress > {log} 2>&1"
+        " --out {params.out} --restart --watch-pid $PPID > {log} 2>&1"
