@@ -42,6 +42,15 @@ def run_config(plan: Plan, dataset: str, overrides: dict, seed: int, steps: int,
     run["train"]["steps"] = overrides.get("train", {}).get("steps", steps)
     run["train"]["snapshots"] = [s for s in snapshots if s < run["train"]["steps"]]
     run["train"]["threads"] = 1
+    # teacher pairs only where the variant can use them and they exist for its budget and seed
+    m = run["method"]
+    pairs = m.get("teacher_pairs")
+    if pairs and (m.get("pairing") != "teacher" or m.get("start", "pure") != "pure"
+                  or f"-n{run['train']['steps'] * run['train']['batch_size']}-" not in pairs
+                  or not Path(pairs).is_file()):
+        m["teacher_pairs"] = None
+    if m.get("teacher_pairs") is None:
+        m.pop("teacher_pairs", None)
     return run
 
 

@@ -29,6 +29,7 @@ from .losses import PERCEPTUAL_BACKENDS, build_perceptual
 from .losses.adversarial import d_hinge, g_hinge, r1_penalty
 from .losses.distance import distance
 from .method import Batch, DiffusionConfig, Method
+from .pairs import TeacherPairs, load_pairs
 
 CHAIN_SAMPLERS = ("ddim", "euler", "heun", "dpmpp_2m", "ddpm")  # any σ-space sampler but consistency
 
@@ -43,6 +44,8 @@ class E2ED2Config(DiffusionConfig):
                                                doc="target: the data paired with c, or the teacher's ODE sample from z")
     teacher_steps: int = knob(25, min=1, doc="pairing teacher: the teacher's sampler steps")
     teacher_sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="pairing teacher: the teacher's sampler")
+    teacher_pairs: str | None = knob(None, doc="pairing teacher: a file of precomputed (z, c, teacher sample) "
+                                               "pairs (python -m e2ed2.make_pairs); None: the teacher per step")
     start: Literal["pure", "leaky"] = knob("pure", doc="x_T = prior·z, or x₀ + σ_max·z (leakage ablation)")
     lambda_rec: float = knob(1.0, min=0.0, doc="weight of the regression term")
     rec_distance: Literal["l2", "l1", "pseudo_huber"] = knob("l2", doc="distance of the regression term")
@@ -58,6 +61,10 @@ class E2ED2Config(DiffusionConfig):
         super().__post_init__()
         if self.backprop_last > self.steps:
             raise ConfigError(f"backprop_last ({self.backprop_last}) must be ≤ steps ({self.steps})")
+        if self.teacher_pairs and (self.pairing != "teacher" or self.start != "pure"):
+            raise ConfigError("teacher_pairs needs pairing: teacher and start: pure (a leaky start depends on the "
+                              f"batch's data, which precomputed pairs cannot see); got pairing {self.pairing!r}, "
+                              f"start {self.start!r}")
 
 
 class CheckpointedDenoiser(nn.Module):
@@ -87,7 +94,25 @@ class E2ED2(Method):
         return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
 
     def uses_teacher(self) -> bool:
-        return self.cfg.pairing == "teacher"
+        return self.cfg.pairing == "teacher" and not self.cfg.teacher_pairs
+
+    @cached_property
+    def pairs(self) -> tuple[TeacherPairs, torch.Tensor] | None:
+        """The precomputed teacher pairs and their caption tokens, read on first use (training only)."""
+        if not self.cfg.teacher_pairs:
+            return None
+        pairs = load_pairs(self.cfg.teacher_pairs)
+        nc = self.net.config
+        if tuple(pairs.z.shape[1:]) != (nc.image_channels, nc.resolution, nc.resolution):
+            raise ValueError(f"{self.cfg.teacher_pairs}: pairs of shape {tuple(pairs.z.shape[1:])} but the net makes "
+                             f"{nc.image_channels}×{nc.resolution}×{nc.resolution} images; remake them for this data")
+        return pairs, pairs.tokens(nc.vocab_size, nc.max_tokens)
+
+    def draw_pairs(self, B: int, generator: torch.Generator, device, dtype):
+        """B pairs drawn uniformly with replacement: (z, caption tokens, the teacher's sample from z)."""
+        pairs, tokens = self.pairs
+        idx = torch.randint(0, len(pairs), (B,), generator=generator)
+        return (pairs.z[idx].to(device, dtype), tokens[idx].to(device), pairs.x[idx].to(device, dtype))
 
     @cached_property
     def perceptual(self) -> nn.Module | None:
@@ -126,15 +151,20 @@ class E2ED2(Method):
     # ---- losses --------------------------------------------------------------------------
     def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
         x0, c, cfg = batch.x, batch.tokens, self.cfg
-        z = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+        if cfg.teacher_pairs:  # noise, caption and target from the precomputed teacher pairs
+            z, c, pair_target = self.draw_pairs(x0.shape[0], generator, x0.device, x0.dtype)
+        else:
+            z = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
         if phase == "disc":
             with torch.no_grad():  # the fakes only: no K-step graph to build and throw away
                 fake = self.generate(z, c, x0, generator)
-            return self.disc_loss(x0, fake, c)
+            return self.disc_loss(x0, fake, c, real_cond=batch.tokens)
         if phase != "main":
             raise ValueError(f"e2ed2: unknown phase {phase!r}")
         x_hat = self.generate(z, c, x0, generator)
-        if cfg.pairing == "teacher":
+        if cfg.teacher_pairs:
+            target = pair_target
+        elif cfg.pairing == "teacher":
             if teacher is None:
                 raise ValueError("e2ed2: pairing 'teacher' needs the frozen teacher (e2ed2.registry.build_training)")
             target = self.teacher_target(teacher, z, c)
@@ -147,11 +177,13 @@ class E2ED2(Method):
             loss = loss + cfg.lambda_adv * g_hinge(self.disc(x_hat, c))
         return loss
 
-    def disc_loss(self, real, fake, cond) -> torch.Tensor:
-        """Hinge loss on (real, fake), plus γ/2·‖∇_x D(x)‖² on real data when r1_gamma > 0."""
+    def disc_loss(self, real, fake, cond, real_cond=None) -> torch.Tensor:
+        """Hinge loss on (real, fake), plus γ/2·‖∇_x D(x)‖² on real data when r1_gamma > 0. Real
+        images are scored with their own captions (``real_cond``, default ``cond``): with teacher
+        pairs the fakes' captions are the pairs', not the batch's."""
         gamma = self.cfg.r1_gamma
         real = real.detach().requires_grad_(gamma > 0)
-        real_logits = self.disc(real, cond)
+        real_logits = self.disc(real, cond if real_cond is None else real_cond)
         loss = d_hinge(real_logits, self.disc(fake, cond))
         if gamma > 0:
             loss = loss + gamma / 2 * r1_penalty(real_logits, real)

@@ -165,6 +165,32 @@ class Plan:
         spec = self.model_spec(dataset, method, variant)
         return self.final_ckpt(dataset, spec["teacher"]) if "teacher" in spec else None
 
+    def pairs_file(self, dataset: str, method: str, variant: str, seed: int) -> str | None:
+        """The teacher-pairs file (e2ed2.pairs) a model trains on, or None.
+
+        A model with a ``pairs: {steps, sampler}`` block whose method knobs say ``pairing: teacher``
+        and ``start: pure`` reads its targets from pairs drawn once per (teacher, sampler, steps,
+        budget, seed) — shared by every arm of that seed — instead of integrating the teacher's
+        ODE in every step. The budget M is the run's training images (steps × batch size).
+        ``start: leaky`` draws its targets in the step (its start depends on the batch's data).
+        """
+        spec = self.model_spec(dataset, method, variant)
+        knobs = spec.get("method") or {}
+        if not spec.get("pairs") or knobs.get("pairing") != "teacher" or knobs.get("start", "pure") != "pure":
+            return None
+        if "teacher" not in spec:
+            raise ConfigError(f"models.{method}.variants.{variant}: pairs: needs a teacher: (method/variant)")
+        pairs = spec["pairs"]
+        train = self.run_train(dataset, spec)
+        n = int(train["steps"]) * int(train["batch_size"])
+        teacher = spec["teacher"].replace("/", "-")
+        return (f"{self.R}/{dataset}/pairs/{teacher}/{pairs.get('sampler', 'ddim')}-{int(pairs.get('steps', 10))}"
+                f"-n{n}-drop{float(train.get('cond_drop', 0.0)):g}-s{seed}.npz")
+
+    def run_train(self, dataset: str, spec: dict) -> dict:
+        """The train block of a model: the config's, the dataset's, then the model's own."""
+        return deep_merge(deep_merge(self.config["train"], self.dataset_block(dataset).get("train")), spec.get("train"))
+
     # ---- run configs ----------------------------------------------------------------------
     def run_config(self, dataset: str, method: str, variant: str, seed: int) -> dict:
         """The ``python -m e2ed2.train`` run config {data, method, net, train} of one model."""
@@ -173,10 +199,13 @@ class Plan:
         teacher = self.teacher_ckpt(dataset, method, variant)
         if teacher:  # the teacher checkpoint is a method knob (CD, E2ED²)
             knobs["teacher"] = teacher
+        pairs = self.pairs_file(dataset, method, variant, seed)
+        if pairs:  # precomputed teacher targets (E2ED² pairing: teacher), a method knob too
+            knobs["teacher_pairs"] = pairs
         block = self.dataset_block(dataset)
         net = self.fit_net(dataset, method, variant,
                            deep_merge(deep_merge(self.config["net"], block.get("net")), spec.get("net")))
-        train = deep_merge(deep_merge(self.config["train"], block.get("train")), spec.get("train"))
+        train = self.run_train(dataset, spec)
         run = {"data": self.data_npz(dataset), "method": knobs, "net": net, "train": {**train, "seed": seed}}
         if self.config.get("latent"):
             run["latent"] = {k: v for k, v in self.config["latent"].items() if k in ("vae", "subfolder")}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from e2ed2 import pairs as P
+from e2ed2 import make_pairs as M, pairs as P
 from e2ed2.registry import load_method
 from e2ed2.text import tokenize
 from e2ed2.train import train
@@ -25,7 +25,7 @@ def teacher(tmp_path_factory):
 def test_pairs_are_the_teachers_samples_from_their_noise(teacher, tmp_path):
     ckpt, data = teacher
     out = tmp_path / "pairs.npz"
-    assert P.main(["--teacher", ckpt, "--data", data, "--n", "10", "--steps", "3", "--seed", "7",
+    assert M.main(["--teacher", ckpt, "--data", data, "--n", "10", "--steps", "3", "--seed", "7",
                    "--batch-size", "4", "--out", str(out)]) == 0
     pairs = P.load_pairs(out)
     assert len(pairs) == 10 and pairs.meta["steps"] == 3 and pairs.meta["seed"] == 7
@@ -44,7 +44,7 @@ def test_pairs_are_the_teachers_samples_from_their_noise(teacher, tmp_path):
 
 
 def test_broken_pairs_files_are_refused_by_name(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m e2ed2.pairs"):
+    with pytest.raises(FileNotFoundError, match="python -m e2ed2.make_pairs"):
         P.load_pairs(tmp_path / "none.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
@@ -60,7 +60,7 @@ def test_broken_pairs_files_are_refused_by_name(tmp_path):
 def test_cli_refuses_a_stochastic_sampler(teacher, tmp_path):
     ckpt, data = teacher
     with pytest.raises(ValueError, match="not a deterministic ODE sampler"):
-        P.main(["--teacher", ckpt, "--data", data, "--n", "4", "--sampler", "ddpm", "--out", str(tmp_path / "p.npz")])
+        M.main(["--teacher", ckpt, "--data", data, "--n", "4", "--sampler", "ddpm", "--out", str(tmp_path / "p.npz")])
     assert not (tmp_path / "p.npz").exists()
 
 
@@ -71,3 +71,28 @@ def test_caption_dropout_empties_that_fraction(teacher):
     pairs = P.make_pairs(method, captions, 200, 1, "ddim", seed=0, cond_drop=0.25)
     empty = (pairs.captions == "").mean()
     assert 0.15 < empty < 0.35 and pairs.meta["cond_drop"] == 0.25
+
+
+def test_e2ed2_regresses_on_the_drawn_pairs(teacher, tmp_path):
+    from e2ed2.config import ConfigError
+    from e2ed2.losses.distance import distance
+    from e2ed2.method import Batch
+    from e2ed2.registry import build_method
+
+    ckpt, data = teacher
+    out = tmp_path / "pairs.npz"
+    M.main(["--teacher", ckpt, "--data", data, "--n", "16", "--steps", "2", "--out", str(out)])
+    knobs = {"name": "e2ed2", "schedule": "edm", "precond": "edm", "init": "scratch", "pairing": "teacher",
+             "teacher": ckpt, "teacher_pairs": str(out), "lambda_perc": 0.0, "lambda_adv": 0.0}
+    method = build_method({"method": knobs, "net": dict(TINY_NET)})
+    assert not method.uses_teacher()  # no teacher integration in the step: the targets are on disk
+    x0 = torch.zeros(4, 1, 8, 8)
+    batch = Batch(x0, torch.zeros(4, TINY_NET["max_tokens"], dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    loss = method.loss(batch, torch.Generator().manual_seed(3))
+    # the same draw by hand: indices from the generator, then G(z_i, c_i) against the teacher's x_i
+    z, c, x = method.draw_pairs(4, torch.Generator().manual_seed(3), "cpu", torch.float32)
+    with torch.no_grad():
+        expected = distance(method.generate(z, c, x0), x, "l2")
+    torch.testing.assert_close(loss.detach(), expected)
+    with pytest.raises(ConfigError, match="start: pure"):
+        build_method({"method": {**knobs, "start": "leaky"}, "net": dict(TINY_NET)})

@@ -65,6 +65,9 @@ wildcard_constraints:
     sampler=r"[A-Za-z0-9_]+",
     steps=r"\d+",
     block=r"\d+",
+    teacher=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+",
+    drop=r"[0-9.e-]+",
+    n=r"\d+",
 
 
 def expand_set(pattern, s):
@@ -111,9 +114,17 @@ def train_inputs(w):
     teacher = PLAN.teacher_ckpt(w.dataset, w.method, w.variant)
     if teacher:
         inputs["teacher"] = teacher
+    pairs = PLAN.pairs_file(w.dataset, w.method, w.variant, int(w.seed))
+    if pairs:
+        inputs["pairs"] = pairs
     if config.get("latent"):
         inputs["latents"] = f"{R}/data/{w.dataset}.latents.npz"
     return inputs
+
+
+def pairs_teacher_ckpt(w):
+    """The teacher checkpoint behind a pairs file ('edm-main' → edm/main's final.pt)."""
+    return PLAN.final_ckpt(w.dataset, w.teacher.replace("-", "/", 1))
 
 
 def run_config_json(w):

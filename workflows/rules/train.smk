@@ -33,3 +33,29 @@ rule train:
         "OMP_NUM_THREADS={threads} {params.launcher} -m e2ed2.train"
         " --config-json {params.run_config} --set train.threads={threads}"
         " --out {params.out} --restart --watch-pid $PPID > {log} 2>&1"
+
+
+# E2ED²'s teacher pairing, drawn once (e2ed2.pairs): the teacher's ODE sample from each of n
+# noises, with training captions (a `drop` fraction null), one file per training seed, read by
+# every arm of that seed whose model has a `pairs:` block (e2ed2.plan.Plan.pairs_file).
+rule teacher_pairs:
+    input:
+        teacher=pairs_teacher_ckpt,
+        data=DATA,
+    output:
+        pairs=f"{R}/{{dataset}}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.npz",
+    log:
+        f"{LOG}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.log",
+    benchmark:
+        f"{BENCH}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.tsv"
+    priority: 2
+    conda:
+        "../envs/e2ed2.yaml"
+    threads: res("sample", "threads")
+    resources:
+        **job_resources("sample"),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m e2ed2.make_pairs --teacher {input.teacher} --data {input.data}"
+        " --n {wildcards.n} --steps {wildcards.steps} --sampler {wildcards.sampler}"
+        " --cond-drop {wildcards.drop} --seed {wildcards.seed} --threads {threads}"
+        " --out {output.pairs} > {log} 2>&1"
