@@ -11,8 +11,9 @@ generative models"), with E2ED²'s perceptual and adversarial terms still on top
 
 A pairs file (``.npz``) holds ``z`` (float32, M×C×H×W, N(0, I)), ``x`` (float32, the teacher's
 sample in the model's range [-1, 1]), ``captions`` (str, M: training captions drawn uniformly
-with the same generator; a ``cond_drop`` fraction emptied, the null condition of classifier-free
-guidance, so the pairs follow the training loop's caption dropout), and ``meta`` (JSON: teacher
+with the same generator), ``dropped`` (bool, M: a ``cond_drop`` fraction under the null condition
+of classifier-free guidance — all-padding tokens, as the training loop's caption dropout makes
+them — so the pairs follow the trainer's caption dropout), and ``meta`` (JSON: teacher
 checkpoint and run hash, sampler, steps, seed, dataset, dtype).
 
     python -m e2ed2.make_pairs --teacher edm/final.pt --data mnist5k.npz --n 3840 --steps 10 --seed 0 --out pairs.npz
@@ -31,7 +32,7 @@ import torch
 from .atomic import atomic_write
 from .text import tokenize
 
-FILES = ("z", "x", "captions", "meta")
+FILES = ("z", "x", "captions", "dropped", "meta")
 
 
 @dataclass
@@ -41,13 +42,21 @@ class TeacherPairs:
     z: torch.Tensor
     x: torch.Tensor
     captions: np.ndarray
+    dropped: np.ndarray
     meta: dict
 
     def __len__(self) -> int:
         return self.z.shape[0]
 
     def tokens(self, vocab_size: int, max_tokens: int) -> torch.Tensor:
-        return tokenize(list(self.captions), vocab_size, max_tokens)
+        """Caption tokens as the teacher saw them: the null condition (all zeros) where dropped."""
+        return null_dropped(tokenize(list(self.captions), vocab_size, max_tokens), self.dropped)
+
+
+def null_dropped(tokens: torch.Tensor, dropped: np.ndarray) -> torch.Tensor:
+    """The trainer's caption dropout: a dropped row is all padding (not the tokens of "")."""
+    tokens[torch.as_tensor(dropped, dtype=torch.bool)] = 0
+    return tokens
 
 
 def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, seed: int,
@@ -59,10 +68,9 @@ def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, 
     g = torch.Generator("cpu").manual_seed(int(seed))
     cfg = teacher.net.config
     z = torch.randn((n, cfg.image_channels, cfg.resolution, cfg.resolution), generator=g)
-    picked = captions[torch.randint(0, len(captions), (n,), generator=g).numpy()].astype(object)
-    picked[(torch.rand(n, generator=g) < cond_drop).numpy()] = ""
-    picked = picked.astype(str)
-    tokens = tokenize(list(picked), cfg.vocab_size, cfg.max_tokens)
+    picked = captions[torch.randint(0, len(captions), (n,), generator=g).numpy()].astype(str)
+    dropped = (torch.rand(n, generator=g) < cond_drop).numpy()
+    tokens = null_dropped(tokenize(list(picked), cfg.vocab_size, cfg.max_tokens), dropped)
     out = []
     with torch.no_grad():
         for lo in range(0, n, batch_size):
@@ -70,14 +78,14 @@ def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, 
     x = torch.cat(out).float()
     if not torch.isfinite(x).all():
         raise ValueError(f"teacher produced non-finite samples with {sampler}-{steps}; no pairs written")
-    return TeacherPairs(z, x, picked, {"sampler": sampler, "steps": steps, "seed": int(seed), "n": n,
-                                       "cond_drop": cond_drop})
+    return TeacherPairs(z, x, picked, dropped, {"sampler": sampler, "steps": steps, "seed": int(seed), "n": n,
+                                                "cond_drop": cond_drop})
 
 
 def save_pairs(pairs: TeacherPairs, path) -> None:
     with atomic_write(path) as tmp:
         np.savez(tmp, z=pairs.z.numpy(), x=pairs.x.numpy(), captions=np.asarray(pairs.captions, dtype=str),
-                 meta=np.asarray(json.dumps(pairs.meta)))
+                 dropped=np.asarray(pairs.dropped, dtype=bool), meta=np.asarray(json.dumps(pairs.meta)))
 
 
 def load_pairs(path) -> TeacherPairs:
@@ -90,11 +98,12 @@ def load_pairs(path) -> TeacherPairs:
             missing = set(FILES) - set(f.files)
             if missing:
                 raise ValueError(f"missing arrays {sorted(missing)}")
-            z, x, captions, meta = f["z"], f["x"], f["captions"], json.loads(str(f["meta"]))
+            z, x, captions, dropped = f["z"], f["x"], f["captions"], f["dropped"]
+            meta = json.loads(str(f["meta"]))
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a readable teacher-pairs file ({e}); "
                          "delete it and rerun python -m e2ed2.make_pairs") from e
-    if z.shape != x.shape or len(captions) != len(z) or z.ndim != 4:
+    if z.shape != x.shape or len(captions) != len(z) or len(dropped) != len(z) or z.ndim != 4:
         raise ValueError(f"{path}: z {z.shape}, x {x.shape} and {len(captions)} captions do not match; "
                          "delete it and rerun python -m e2ed2.make_pairs")
-    return TeacherPairs(torch.from_numpy(z), torch.from_numpy(x), captions, meta)
+    return TeacherPairs(torch.from_numpy(z), torch.from_numpy(x), captions, dropped, meta)

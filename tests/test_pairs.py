@@ -8,7 +8,6 @@ import torch
 
 from e2ed2 import make_pairs as M, pairs as P
 from e2ed2.registry import load_method
-from e2ed2.text import tokenize
 from e2ed2.train import train
 from tests.conftest import TINY_NET, make_tiny_dataset
 
@@ -34,7 +33,7 @@ def test_pairs_are_the_teachers_samples_from_their_noise(teacher, tmp_path):
     method, _ = load_method(ckpt)
     method.eval()
     cfg = method.net.config
-    tokens = tokenize(list(pairs.captions[:5]), cfg.vocab_size, cfg.max_tokens)
+    tokens = pairs.tokens(cfg.vocab_size, cfg.max_tokens)[:5]
     with torch.no_grad():
         x = method.sample(pairs.z[:5], tokens, 3, sampler="ddim")
     torch.testing.assert_close(x, pairs.x[:5], rtol=1e-5, atol=1e-5)
@@ -52,7 +51,7 @@ def test_broken_pairs_files_are_refused_by_name(tmp_path):
         P.load_pairs(bad)
     odd = tmp_path / "odd.npz"
     np.savez(odd, z=np.zeros((3, 1, 8, 8), np.float32), x=np.zeros((2, 1, 8, 8), np.float32),
-             captions=np.array(["a", "b", "c"]), meta=np.asarray("{}"))
+             captions=np.array(["a", "b", "c"]), dropped=np.zeros(3, bool), meta=np.asarray("{}"))
     with pytest.raises(ValueError, match="do not match"):
         P.load_pairs(odd)
 
@@ -69,8 +68,10 @@ def test_caption_dropout_empties_that_fraction(teacher):
     method, _ = load_method(ckpt)
     captions = np.array([f"a blob of class {i}" for i in range(10)])
     pairs = P.make_pairs(method, captions, 200, 1, "ddim", seed=0, cond_drop=0.25)
-    empty = (pairs.captions == "").mean()
-    assert 0.15 < empty < 0.35 and pairs.meta["cond_drop"] == 0.25
+    assert 0.15 < pairs.dropped.mean() < 0.35 and pairs.meta["cond_drop"] == 0.25
+    # a dropped caption is the null condition the trainer's dropout makes (all padding), not the tokens of ""
+    tokens = pairs.tokens(method.net.config.vocab_size, method.net.config.max_tokens)
+    assert (tokens[pairs.dropped] == 0).all() and (tokens[~pairs.dropped][:, 0] != 0).all()
 
 
 def test_e2ed2_regresses_on_the_drawn_pairs(teacher, tmp_path):
