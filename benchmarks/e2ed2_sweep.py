@@ -46,7 +46,6 @@ def run_config(plan: Plan, dataset: str, overrides: dict, seed: int, steps: int,
     m = run["method"]
     pairs = m.get("teacher_pairs")
     if pairs and (m.get("pairing") != "teacher" or m.get("start", "pure") != "pure"
-                  or f"-n{run['train']['steps'] * run['train']['batch_size']}-" not in pairs
                   or not Path(pairs).is_file()):
         m["teacher_pairs"] = None
     if m.get("teacher_pairs") is None:
@@ -67,9 +66,8 @@ def last_diagnostics(stats: Path) -> dict:
 
 def read_rows(path: Path) -> pd.DataFrame:
     """The rows written so far (JSON lines), or an empty frame."""
-    if not path.is_file():
-        return pd.DataFrame(columns=["variant", "seed"])
-    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["variant", "seed"])
 
 
 def main(argv=None) -> int:

@@ -116,6 +116,17 @@ class Method(nn.Module):
         """Parameters the optimizer of ``phase`` updates (default: the network)."""
         return list(self.net.parameters())
 
+    def begin_step(self, step: int, total: int) -> tuple[str, ...]:
+        """Hook before iteration ``step`` (0-based) of ``total``, also on a resumed run's first one: the
+        phases to run now, in order (default: each of ``phases`` once; a name may repeat, and every
+        name is one of ``phases``, which has one optimizer each). A loss that follows a schedule
+        reads the step here."""
+        return self.phases
+
+    def step_stats(self) -> dict[str, float]:
+        """Diagnostics of the iteration just run, merged into the loop's logged stats (default: none)."""
+        return {}
+
     def after_step(self, step: int, total: int) -> None:
         """Hook after optimizer step ``step`` (0-based) of ``total`` (e.g. a consistency target's EMA)."""
 

@@ -159,7 +159,7 @@ class Trainer:
         self.optims = {
             phase: torch.optim.AdamW(self.method.phase_parameters(phase), lr=self.tc.lr, betas=self.tc.betas,
                                      weight_decay=self.tc.weight_decay)
-            for phase in self.method.phases
+            for phase in dict.fromkeys(self.method.phases)  # one optimizer per phase name
         }
         # the loop generator draws the global batch (same on every rank); the method's noise
         # comes from a per-rank generator, which on one rank is the loop generator itself
@@ -248,9 +248,11 @@ class Trainer:
         return lr
 
     def step(self) -> dict:
-        """One iteration: every phase in order (loss → backward → clip → AdamW), then EMA."""
+        """One iteration: the method's phases for this step in order (loss → backward → clip → AdamW;
+        a repeated phase logs its last update), the method's diagnostics, then EMA."""
         batch, stats = self.next_batch(), {}
-        for phase, opt in self.optims.items():
+        for phase in self.method.begin_step(self.step_idx, self.tc.steps):  # a phase may repeat (E2ED²'s D)
+            opt = self.optims[phase]
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step_idx)
             with autocast(self.device, self.tc.amp):
@@ -267,6 +269,7 @@ class Trainer:
                 raise NonFiniteLossError(self.step_idx + 1, phase + " gradient-norm", float(norm))
             opt.step()
             stats[f"loss_{phase}"], stats[f"grad_norm_{phase}"] = loss_global.item(), norm.item()
+        stats.update(self.method.step_stats())
         self.method.after_step(self.step_idx, self.tc.steps)
         self.update_ema()
         self.step_idx += 1
