@@ -176,8 +176,9 @@ class E2ED2(Method):
         return n > 0 and (self.step_now + 1) % n == 0
 
     @cached_property
-    def pairs(self) -> tuple[TeacherPairs, torch.Tensor] | None:
-        """The precomputed teacher pairs and their caption tokens, read on first use (training only)."""
+    def pairs(self) -> tuple[TeacherPairs, torch.Tensor, dict] | None:
+        """The precomputed teacher pairs, their caption tokens and the pair indices of each caption
+        (token row → indices), read on first use (training only)."""
         if not self.cfg.teacher_pairs:
             return None
         pairs = load_pairs(self.cfg.teacher_pairs)
@@ -185,13 +186,28 @@ class E2ED2(Method):
         if tuple(pairs.z.shape[1:]) != (nc.image_channels, nc.resolution, nc.resolution):
             raise ValueError(f"{self.cfg.teacher_pairs}: pairs of shape {tuple(pairs.z.shape[1:])} but the net makes "
                              f"{nc.image_channels}×{nc.resolution}×{nc.resolution} images; remake them for this data")
-        return pairs, pairs.tokens(nc.vocab_size, nc.max_tokens)
+        tokens = pairs.tokens(nc.vocab_size, nc.max_tokens)
+        by_caption: dict[bytes, list[int]] = {}
+        for i, row in enumerate(tokens.numpy()):
+            by_caption.setdefault(row.tobytes(), []).append(i)
+        return pairs, tokens, {k: torch.tensor(v) for k, v in by_caption.items()}
 
-    def draw_pairs(self, B: int, generator: torch.Generator, device, dtype):
-        """B pairs drawn uniformly with replacement: (z, caption tokens, the teacher's sample from z)."""
-        pairs, tokens = self.pairs
-        idx = torch.randint(0, len(pairs), (B,), generator=generator)
-        return (pairs.z[idx].to(device, dtype), tokens[idx].to(device), pairs.x[idx].to(device, dtype))
+    def draw_pairs(self, tokens: torch.Tensor, generator: torch.Generator, device, dtype):
+        """One pair per batch row with that row's caption (the null condition for a dropped one),
+        uniformly with replacement: (z, caption tokens, the teacher's sample from z). Matching the
+        captions keeps the discriminator's real and fake rows paired by caption, as when the
+        teacher integrates from the batch's own captions; a caption with no pair is an error."""
+        pairs, pair_tokens, by_caption = self.pairs
+        idx = []
+        for row in tokens.cpu().numpy():
+            pool = by_caption.get(row.tobytes())
+            if pool is None:
+                raise ValueError(f"{self.cfg.teacher_pairs}: no pair has the caption tokens {row.tolist()} of a "
+                                 "training image; draw more pairs (python -m e2ed2.make_pairs --n) or set "
+                                 "teacher_pairs: null (the teacher integrates in every step)")
+            idx.append(pool[torch.randint(0, len(pool), (1,), generator=generator)].item())
+        idx = torch.tensor(idx)
+        return pairs.z[idx].to(device, dtype), pair_tokens[idx].to(device), pairs.x[idx].to(device, dtype)
 
     @cached_property
     def perceptual(self) -> nn.Module | None:
@@ -231,7 +247,7 @@ class E2ED2(Method):
     def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
         cfg = self.cfg
         if cfg.teacher_pairs:  # noise, caption and target from the precomputed teacher pairs
-            z, c, pair_target = self.draw_pairs(batch.x.shape[0], generator, batch.x.device, batch.x.dtype)
+            z, c, pair_target = self.draw_pairs(batch.tokens, generator, batch.x.device, batch.x.dtype)
         else:
             z = torch.randn(batch.x.shape, generator=generator).to(batch.x.device, batch.x.dtype)
             if cfg.pairing == "ot":  # the batch re-paired with z by minibatch OT; captions, labels follow images

@@ -28,6 +28,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the noises and captions (the training seed)")
     p.add_argument("--cond-drop", type=float, default=0.0,
                    help="fraction of pairs drawn under the null caption (the trainer's train.cond_drop)")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none",
+                   help="bf16: the teacher in bf16 autocast, as it runs inside an E2ED² step under train.amp bf16")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", required=True, help="the pairs .npz to write")
@@ -49,11 +51,12 @@ def main(argv=None) -> int:
     teacher.eval()
     train = load_dataset(args.data).subset("train")
     t0 = time.perf_counter()
-    pairs = make_pairs(teacher, np.asarray(train.captions), args.n, args.steps, args.sampler, args.seed,
-                       args.batch_size, args.cond_drop)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+        pairs = make_pairs(teacher, np.asarray(train.captions), args.n, args.steps, args.sampler, args.seed,
+                           args.batch_size, args.cond_drop)
     seconds = time.perf_counter() - t0
     pairs.meta.update(teacher=str(args.teacher), teacher_run_hash=ckpt.get("run_hash"), data=str(args.data),
-                      dtype="float32", seconds=seconds)
+                      dtype="bfloat16 autocast" if args.amp == "bf16" else "float32", seconds=seconds)
     save_pairs(pairs, args.out)
     print(json.dumps({"out": args.out, "n": args.n, "sampler": args.sampler, "steps": args.steps,
                       "seconds": round(seconds, 1)}), flush=True)

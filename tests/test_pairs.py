@@ -88,12 +88,18 @@ def test_e2ed2_regresses_on_the_drawn_pairs(teacher, tmp_path):
     method = build_method({"method": knobs, "net": dict(TINY_NET)})
     assert not method.uses_teacher()  # no teacher integration in the step: the targets are on disk
     x0 = torch.zeros(4, 1, 8, 8)
-    batch = Batch(x0, torch.zeros(4, TINY_NET["max_tokens"], dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    pairs, pair_tokens, _ = method.pairs
+    tokens = pair_tokens[[0, 1, 2, 0]].clone()  # the batch's captions (the first pairs' captions)
+    batch = Batch(x0, tokens, torch.zeros(4, dtype=torch.long))
     loss = method.loss(batch, torch.Generator().manual_seed(3))
-    # the same draw by hand: indices from the generator, then G(z_i, c_i) against the teacher's x_i
-    z, c, x = method.draw_pairs(4, torch.Generator().manual_seed(3), "cpu", torch.float32)
+    # the same draw by hand: pairs with the batch rows' captions, then G(z_i, c_i) against the teacher's x_i
+    z, c, x = method.draw_pairs(tokens, torch.Generator().manual_seed(3), "cpu", torch.float32)
+    assert torch.equal(c, tokens)  # every row drew a pair of its own caption
     with torch.no_grad():
         expected = distance(method.generate(z, c, x0), x, "l2")
     torch.testing.assert_close(loss.detach(), expected)
+    unseen = torch.full((1, TINY_NET["max_tokens"]), 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="no pair has the caption"):
+        method.draw_pairs(unseen, torch.Generator(), "cpu", torch.float32)
     with pytest.raises(ConfigError, match="start: pure"):
         build_method({"method": {**knobs, "start": "leaky"}, "net": dict(TINY_NET)})
