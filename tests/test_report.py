@@ -20,18 +20,30 @@ from e2ed2.report.cli import main as report_main
 from e2ed2.report.spec import load_spec, make_spec
 
 B = 200  # bootstrap replicates of the synthetic sets
-SPEC = {"method": "e2ed2", "nfe": [1, 2, 4],
-        "ablations": {"C4": {"variants": {"main": 2, "k1": 1, "k4": 4}},
-                      "C5": {"treatment": "main", "control": "leaky"}, "C6": {"treatment": "main", "control": "noperc"},
+SPEC = {"method": "e2ed2", "nfe": [1, 2, 4],  # C4's arms come from the models' K (no ablations.C4)
+        "ablations": {"C5": {"treatment": "main", "control": "leaky"}, "C6": {"treatment": "main", "control": "noperc"},
                       "C7": {"treatment": "main", "control": "noadv"}},
         "health": {"teacher": "edm"}}
+TEACHER = "run/train/edm/main/s0/final.pt"  # the teacher checkpoint: DDIM and EDM sample it, students start from it
+E2ED2_KNOBS = {"main": {}, "k1": {}, "k4": {}, "leaky": {"start": "leaky"}, "noperc": {"lambda_perc": 0.0},
+               "noadv": {"lambda_adv": 0.0}}
+
+
+def model_block(method: str, variant: str, seed: int, K: int | None = None, knobs: dict | None = None) -> dict:
+    """The ``model`` block a sample set records: method knobs (E2ED²: ``steps`` = its training K), run hash, step."""
+    if method in ("edm", "ddim"):  # DDIM samples the teacher's checkpoint
+        return {"method": {"name": "edm", "P_mean": -1.2}, "run_hash": "teacher", "train_step": 100}
+    knobs = {"name": method, "teacher": TEACHER, **({} if K is None else {"steps": K}), "start": "pure",
+             "lambda_perc": 1.0, "lambda_adv": 0.1, **(knobs or {})}
+    return {"method": knobs, "run_hash": f"{method}-{variant}-{seed}", "train_step": 100}
 
 
 def write_metric(root, *, dataset, method, variant, sampler, steps, block, values: dict, seed=0, n=100, nfe=None,
-                 shared=None, **labels):
-    """One metric JSON in the METRICS contract, plus the paired replicates beside it: replicate r
-    of every set of a block shares ``shared[r]`` (the images' common variation), so paired
-    differences are tighter than the sets' own spread."""
+                 shared=None, K=None, knobs=None, model=True, captions=None, **labels):
+    """One metric JSON in the METRICS contract (with the sample set's model block: ``K`` the
+    training K of E2ED², ``knobs`` its other method knobs), plus the paired replicates beside it:
+    replicate r of every set of a block shares ``shared[r]`` (the images' common variation), so
+    paired differences are tighter than the sets' own spread."""
     nfe = steps if nfe is None else nfe
     rec = {"metric": "fid", "results": [{"metric": k, "value": v} for k, v in values.items()],
            "backend": "clean-fid", "feature_network": {"name": "inception-2015-12-05", "sha256": "abc"},
@@ -42,6 +54,12 @@ def write_metric(root, *, dataset, method, variant, sampler, steps, block, value
            "timing": {"nfe": nfe, "ms_per_image": 2.0 * nfe, "batch_size": 64, "device": "cpu", "device_name": "x86_64",
                       "dtype": "float32"},
            "hardware": {"cpu": "test-cpu"}, "versions": {"torch": "2"}}
+    if captions is not None:  # the CLIP record of the scored set's captions: {n, empty}
+        rec["captions"] = captions
+    if method != "real" and model:
+        rec["model"] = model_block(method, variant, seed, K, knobs)
+        ckpt = TEACHER if method in ("edm", "ddim") else f"run/train/{method}/{variant}/s{seed}/final.pt"
+        rec["timing"]["checkpoint"] = ckpt
     if method == "real":
         rec["timing"] = {}
         rec["labels"] = {k: v for k, v in rec["labels"].items() if k not in ("sampler", "steps", "nfe")}
@@ -61,10 +79,11 @@ def baseline_fid(method: str, steps: int) -> float:
     return {"ddim": 80 - 10 * math.log2(steps), "cd": 45.0, "ct": 50.0, "edm": 25.0}[method]
 
 
-def synth(root, e2e_fid: float, datasets=("mnist5k",), ablation_gap: float = -5.0, seeds=(0,)):
+def synth(root, e2e_fid: float, datasets=("mnist5k",), ablation_gap: float = -5.0, seeds=(0, 1)):
     """A whole synthetic run: healthy baselines (DDIM falls with steps, CD-2 < DDIM-10, CT near the
     floor, a teacher within 2× the floor), E2ED² at ``e2e_fid`` for every trained K, ablation
-    controls ``ablation_gap`` away, a floor of 20."""
+    controls ``ablation_gap`` away, a floor of 20. The teacher (EDM, DDIM) is one run; CD, CT and
+    every E2ED² variant have the training ``seeds``, a seed moving FID by 0.1."""
     for d in datasets:
         shared = np.random.default_rng(1).normal(0, 1, B)
         w = partial(write_metric, root, dataset=d, block=0, shared=shared)
@@ -76,14 +95,16 @@ def synth(root, e2e_fid: float, datasets=("mnist5k",), ablation_gap: float = -5.
             w(method="edm", variant="main", sampler="ddpm", steps=steps, values={"fid": 40.0})
         for m in ("cd", "ct"):
             for steps in (1, 2, 4):
-                w(method=m, variant="main", sampler="consistency", steps=steps,
-                  values={"fid": baseline_fid(m, steps), "clip_score": 40, "recall": 0.6})
+                for seed in seeds:
+                    w(method=m, variant="main", sampler="consistency", steps=steps, seed=seed,
+                      values={"fid": baseline_fid(m, steps) + 0.1 * seed, "clip_score": 40, "recall": 0.6})
         for variant, K in (("main", 2), ("k1", 1), ("k4", 4), ("leaky", 2), ("noperc", 2), ("noadv", 2)):
             for steps in (1, 2, 4):
                 fid = e2e_fid + (0 if variant in ("main", "k1", "k4") else -ablation_gap) + (0 if steps == K else 10)
-                for seed in seeds if variant in ("main", "k1", "k4") else (0,):
-                    w(method="e2ed2", variant=variant, sampler="ddim", steps=steps, seed=seed, train_k=K,
-                      values={"fid": fid + 0.1 * seed, "clip_score": 80 - fid, "recall": 0.8})
+                for seed in seeds:
+                    w(method="e2ed2", variant=variant, sampler="ddim", steps=steps, seed=seed, K=K,
+                      knobs=E2ED2_KNOBS[variant], values={"fid": fid + 0.1 * seed, "clip_score": 80 - fid,
+                                                          "recall": 0.8 + 0.002 * seed})
     return root
 
 
@@ -319,7 +340,11 @@ def test_cli_all_writes_everything(tmp_path, monkeypatch):
     assert "| C1 |" in md and "supported" in md and "Baseline health" in md
     page = (out / "claims" / "claims.html").read_text()
     assert "data:image/png;base64," in page and "main_mnist5k" in page and "Baseline health" in page
-    assert len(json.loads((out / "claims" / "claims.json").read_text())["claims"]) == 9
+    js = json.loads((out / "claims" / "claims.json").read_text())
+    assert len(js["claims"]) == 9 and all(set(c["stability"]["mnist5k"]) == {"agree", "of", "label", "loo_verdicts"}
+                                          for c in js["claims"])
+    paired_csv = pd.read_csv(out / "paired.csv", dtype={"left_out": str, "train_seed": str})
+    assert {"none", "0", "1"} <= set(paired_csv["left_out"]) and "outcome" in paired_csv
     # the stage-by-stage route gives the same claims
     assert report_main(["claims", "--table", str(out / "table.csv"), "--paired", str(out / "paired.csv"), "--spec",
                         str(spec), "--train", "run", "--out", str(tmp_path / "c2")]) == 0

@@ -83,6 +83,10 @@ def test_page_dom_has_claims_health_main_tables_and_figures(report, tmp_path):
     assert "real data (floor)" in dom and "E2ED² (K=1, matched)" in dom and "one replicate: no interval" in dom
     assert dom.count("<img") >= 6 and "data:image/png;base64," in dom
     assert '<nav class="toc">' in dom and 'href="#health"' in dom
+    # one line per dataset first; each verdict with its leave-one-seed-out stability (2 seeds: one left
+    # decides nothing, so a supported verdict is unstable); long comparison tables folded
+    assert dom.count("<li><b>") >= len(DATASETS) and dom.index('<ul class="answers">') < dom.index('<table')
+    assert "supported (unstable: 0/2)" in dom and dom.count("<details>") >= 9
     for d in DATASETS:
         assert f'id="main_{d}"' in dom and f'id="fig-fid_vs_nfe_{d}"' in dom
     assert "<script" not in dom.lower() and "http://" not in dom and "https://" not in dom  # self-contained

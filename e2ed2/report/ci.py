@@ -104,8 +104,14 @@ def compare(a: Interval, b: Interval, lower_is_better: bool) -> str:
 
 
 # Summary of a tidy table: one row per (dataset, method, variant, sampler, steps, nfe, metric) with
-# the interval over its replicates (seed blocks × training seeds).
+# the interval over its replicates (seed blocks × training seeds), and the seed-level spread: the
+# number of training seeds and the min and max over them of each seed's mean over its seed blocks.
 KEYS = ["dataset", "method", "variant", "sampler", "steps", "nfe", "metric"]
+
+
+def seed_values(g):
+    """One value per training seed of a group of tidy rows: the mean over its seed blocks."""
+    return g.groupby("train_seed")["value"].mean() if "train_seed" in g else g["value"].iloc[:0]
 
 
 def summarise(df, keys=KEYS):
@@ -119,11 +125,14 @@ def summarise(df, keys=KEYS):
             n = g["reference_n"].max() if metric == "recall" else g["n"].max()
             if n and np.isfinite(n):
                 iv = Interval(iv.mean, *wilson(iv.mean, int(n)), 1)
+        per_seed = seed_values(g)
         rows.append({**dict(zip(keys, key)), "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high,
                      "replicates": iv.replicates, "n": g["n"].max(), "ms_per_image": g["ms_per_image"].mean(),
-                     "seed_blocks": ",".join(str(int(s)) for s in sorted(g["seed_block"].dropna().unique()))})
+                     "seed_blocks": ",".join(str(int(s)) for s in sorted(g["seed_block"].dropna().unique())),
+                     "seeds": len(per_seed), "seed_min": per_seed.min() if len(per_seed) > 1 else math.nan,
+                     "seed_max": per_seed.max() if len(per_seed) > 1 else math.nan})
     return pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "replicates", "n", "ms_per_image",
-                                       "seed_blocks"])
+                                       "seed_blocks", "seeds", "seed_min", "seed_max"])
 
 
 def interval_of(row) -> Interval:

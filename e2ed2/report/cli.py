@@ -48,10 +48,20 @@ def _paired(df, args) -> pd.DataFrame:
 def _claims(df, pairs, spec, args, out) -> list:
     verdicts, checks = claims.evaluate(df, pairs, spec, _runs(args))
     n = sorted({int(x) for x in df["n"].dropna()})
-    pre = (f"Datasets: {', '.join(sorted(df['dataset'].unique()))}. N = {'/'.join(map(str, n))} images per seed block. "
-           f"Claims are decided by paired comparisons over images (same seeds and captions in every arm; 95% basic "
-           f"bootstrap intervals), after the baseline health checks. Each rule is written in e2ed2/report/claims.py.")
+    seeds = df[df["method"] != aggregate.FLOOR_METHOD].groupby(["dataset", "method", "variant"])["train_seed"].nunique()
+    pre = (f"Datasets: {', '.join(sorted(df['dataset'].unique()))}. N = {'/'.join(map(str, n))} images per seed "
+           f"block; {_span(seeds)} training seeds per model. Claims are decided by paired comparisons (same seeds "
+           f"and captions in every arm) whose 95% intervals cover both the draw of images and training-seed "
+           f"variance (a t-interval over training seeds with the image-level bootstrap variance added; a comparison "
+           f"with a single-seed arm decides nothing), after the baseline health checks; each verdict is recomputed "
+           f"with each training seed left out (stable / unstable). Each rule is written in e2ed2/report/claims.py, "
+           f"the statistics in e2ed2/report/paired.py.")
     return page.write_claims(verdicts, checks, out, preamble=pre, tables_dir=args.tables, figures_dir=args.figures)
+
+
+def _span(counts) -> str:
+    v = sorted({int(c) for c in counts})
+    return "?" if not v else str(v[0]) if len(v) == 1 else f"{v[0]}–{v[-1]}"
 
 
 def build_parser():

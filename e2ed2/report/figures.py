@@ -4,8 +4,11 @@ training curves, learning curves, ablation bars, per-σ error.
 Every figure has labelled axes with units, a legend with the methods' readable names
 (``tables.NAMES``), and a title naming the dataset and N. Every FID axis carries the real-data
 floor (real images against the same reference) as a dashed line; a CLIP-score axis carries the
-real-image CLIP score. Shaded bands and error bars are the 95% t-intervals of ``ci`` over the
-replicates (none with one replicate). Each method keeps its colour in every figure.
+real-image CLIP score. Spread is shown at the level of training seeds, not as t-intervals (with 2
+seeds a t(1) band is 12.7 standard errors wide and hides the data): quality-vs-NFE plots draw the
+mean over training seeds as a line and each training seed (its mean over its seed blocks) as a
+point; error bars elsewhere are the min–max over training seeds (none with one seed). Each method
+keeps its colour in every figure.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from ..atomic import atomic_write
-from .aggregate import FLOOR_METHOD
-from .ci import summarise
+from .aggregate import FLOOR_METHOD, train_k_of
+from .ci import KEYS, summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
 from .tables import NAMES, compact_hardware, name, rank
 
@@ -82,19 +85,13 @@ def colour(method: str, i: int = 0):
     return sns.color_palette("tab10")[(len(COLOURS) + i) % 10]
 
 
-def _train_k(spec: dict | None, df: pd.DataFrame | None) -> dict:
-    if not spec or df is None:
-        return {}
-    return {v: int(k) for v, k in ((ablation_arms(spec, df, "C4") or {}).get("variants") or {}).items()}
-
-
 def series(s: pd.DataFrame, spec: dict | None = None, df: pd.DataFrame | None = None) -> pd.Series:
     """Legend name per summary row: readable method name[ /variant][ (trained K=k)][ [sampler]]
     (the sampler shown when a method has several)."""
     if s.empty:
         return pd.Series([], dtype=str, index=s.index)
     multi = s.groupby("method")["sampler"].nunique()
-    K = _train_k(spec, df)
+    K = train_k_of(df, spec["method"]) if spec and df is not None else {}
 
     def one(r):
         label = name(r["method"]) + (f" /{r['variant']}" if r["variant"] != "main" else "")
@@ -104,12 +101,32 @@ def series(s: pd.DataFrame, spec: dict | None = None, df: pd.DataFrame | None = 
     return s.apply(one, axis=1)
 
 
+def _span(values) -> str:
+    v = sorted({int(x) for x in values if pd.notna(x)})
+    return "?" if not v else str(v[0]) if len(v) == 1 else f"{v[0]}–{v[-1]}"
+
+
 def _n_text(s: pd.DataFrame) -> str:
-    """'N = 16 images per set, 1–4 replicates per point' (replicates: seed blocks × training seeds)."""
+    """'N = 16 images per set, 1–3 training seeds per point'."""
     ns = sorted({int(n) for n in s["n"].dropna()})
-    S = sorted({int(r) for r in s["replicates"].dropna()})
-    reps = ("?" if not S else str(S[0]) if len(S) == 1 else f"{S[0]}–{S[-1]}")
-    return f"N = {'/'.join(map(str, ns)) or '?'} images per set, {reps} replicate{'' if reps == '1' else 's'} per point"
+    seeds = _span(s["seeds"]) if "seeds" in s else "?"
+    return (f"N = {'/'.join(map(str, ns)) or '?'} images per set, {seeds} training seed{'' if seeds == '1' else 's'} "
+            f"per point")
+
+
+def _seed_points(df: pd.DataFrame, dataset: str, variant: str, metric: str, spec: dict | None) -> pd.DataFrame:
+    """One row per arm × NFE × training seed: the seed's mean over its seed blocks, with its legend name."""
+    rows = df[(df["dataset"] == dataset) & (df["method"] != FLOOR_METHOD) & (df["variant"] == variant)
+              & (df["metric"] == metric)]
+    if rows.empty:
+        return rows.assign(series=[])
+    p = rows.groupby([*KEYS, "train_seed"], dropna=False, as_index=False)["value"].mean()
+    return p.assign(series=series(p, spec, df))
+
+
+def _errors(g: pd.DataFrame, lo: str = "seed_min", hi: str = "seed_max", mean: str = "mean") -> np.ndarray:
+    """2×n error-bar lengths from the min–max over training seeds (0 where one seed)."""
+    return np.nan_to_num(np.vstack([g[mean] - g[lo], g[hi] - g[mean]]).clip(min=0))
 
 
 def _main(df: pd.DataFrame, dataset: str, variant: str, spec: dict | None = None) -> pd.DataFrame:
@@ -208,22 +225,29 @@ def legend(ax, title: str | None = None, outside: bool = True, **kw) -> None:
 
 
 def _values(s: pd.DataFrame, *extra) -> list:
-    return [*s["mean"], *s["ci_low"].dropna(), *s["ci_high"].dropna(), *extra]
+    return [*s["mean"], *s["seed_min"].dropna(), *s["seed_max"].dropna(), *extra]
 
 
 def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: dict | None = None):
-    """One line per method over NFE (log x), shaded 95% CI, the real-data floor as a dashed line."""
+    """One line per method over NFE (log x) through the mean over training seeds, each training
+    seed a point; the real-data floor as a dashed line."""
     s = _main(df, dataset, variant, spec)
     s = s[s["metric"] == metric].sort_values("nfe")
     if s.empty:
         return None
+    points = _seed_points(df, dataset, variant, metric, spec)
     fig, ax = subplots(figsize=(5.2, 3.6))
     for i, (label, g) in enumerate(sorted(s.groupby("series"), key=lambda kv: _order(kv[1]))):
         c = colour(g["method"].iloc[0], i)
         ax.plot(g["nfe"], g["mean"], marker=MARKERS[i % len(MARKERS)], color=c, label=label, lw=1.4, ms=5)
-        ax.fill_between(g["nfe"], g["ci_low"], g["ci_high"], alpha=0.18, color=c, linewidth=0)
+        if (g["seeds"] > 1).any():
+            p = points[points["series"] == label]
+            ax.scatter(p["nfe"], p["value"], marker=MARKERS[i % len(MARKERS)], s=14, facecolors="none",
+                       edgecolors=[c], linewidths=0.9, alpha=0.8, zorder=3)
+    if (s["seeds"] > 1).any():
+        ax.scatter([], [], marker="o", s=14, facecolors="none", edgecolors="0.3", label="each training seed (hollow)")
     floor = draw_floor(ax, df, dataset, metric, _n_of(s))
-    logged = metric == "fid" and auto_log_y(ax, _values(s, floor))
+    logged = metric == "fid" and auto_log_y(ax, [*_values(s, floor), *points["value"]])
     log_x_ticks(ax, s["nfe"])
     ax.set(xlabel="NFE (network evaluations per image, log scale)",
            ylabel=LABEL.get(metric, metric) + (", log scale" if logged else ""),
@@ -250,8 +274,7 @@ def fid_vs_time(df, dataset: str, variant: str = "main", spec: dict | None = Non
         return None
     fig, ax = subplots(figsize=(5.2, 3.6))
     for i, (label, g) in enumerate(sorted(s.groupby("series"), key=lambda kv: _order(kv[1]))):
-        err = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).clip(min=0)
-        ax.errorbar(g["ms_per_image"], g["mean"], yerr=np.nan_to_num(err), marker=MARKERS[i % len(MARKERS)], capsize=3,
+        ax.errorbar(g["ms_per_image"], g["mean"], yerr=_errors(g), marker=MARKERS[i % len(MARKERS)], capsize=3,
                     label=label, color=colour(g["method"].iloc[0], i), lw=1.2, ms=5)
         for _, r in g.iterrows():
             ax.annotate(f"{int(r['nfe'])}", (r["ms_per_image"], r["mean"]), textcoords="offset points", xytext=(4, 4),
@@ -264,7 +287,7 @@ def fid_vs_time(df, dataset: str, variant: str = "main", spec: dict | None = Non
     log_ticks(ax.xaxis, *ax.get_xlim())
     ax.set(xlabel=f"sampling wall-clock per image (ms, log scale)\n{hw or 'hardware unrecorded'}",
            ylabel=LABEL["fid"] + (", log scale" if logged else ""),
-           title=f"{dataset}: FID vs sampling time (point labels: NFE)\n{_n_text(s)}")
+           title=f"{dataset}: FID vs sampling time (point labels: NFE; bars: min–max over seeds)\n{_n_text(s)}")
     legend(ax, "method")
     return fig
 
@@ -280,9 +303,8 @@ def fid_vs_clip(df, dataset: str, variant: str = "main", spec: dict | None = Non
     fig, ax = subplots(figsize=(5.2, 3.6))
     for i, (label, g) in enumerate(sorted(j.groupby("series"), key=lambda kv: _order(kv[1]))):
         g = g.sort_values("nfe")
-        xe = np.nan_to_num(np.vstack([g["mean_clip"] - g["ci_low_clip"],
-                                      g["ci_high_clip"] - g["mean_clip"]]).clip(min=0))
-        ye = np.nan_to_num(np.vstack([g["mean_fid"] - g["ci_low_fid"], g["ci_high_fid"] - g["mean_fid"]]).clip(min=0))
+        xe = _errors(g, "seed_min_clip", "seed_max_clip", "mean_clip")
+        ye = _errors(g, "seed_min_fid", "seed_max_fid", "mean_fid")
         ax.errorbar(g["mean_clip"], g["mean_fid"], xerr=xe, yerr=ye, marker=MARKERS[i % len(MARKERS)], ls="-",
                     capsize=2, label=label, color=colour(g["method"].iloc[0], i), lw=1.0, ms=5)
         for _, r in g.iterrows():
@@ -291,7 +313,7 @@ def fid_vs_clip(df, dataset: str, variant: str = "main", spec: dict | None = Non
     n = _n_of(s)
     floor = draw_floor(ax, df, dataset, "fid", n)
     draw_floor(ax, df, dataset, "clip_score", n, vertical=True)
-    fid_rows = j.rename(columns={"mean_fid": "mean", "ci_low_fid": "ci_low", "ci_high_fid": "ci_high"})
+    fid_rows = j.rename(columns={"mean_fid": "mean", "seed_min_fid": "seed_min", "seed_max_fid": "seed_max"})
     logged = auto_log_y(ax, _values(fid_rows, floor))
     t = s[s["metric"].isin(["fid", "clip_score"])]
     ax.set(xlabel=LABEL["clip_score"], ylabel=LABEL["fid"] + (", log scale" if logged else ""),
@@ -350,11 +372,11 @@ def training_curves(runs: pd.DataFrame):
 
 
 def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
-    """One panel per ablation claim (C4–C7): bars over NFE, one per variant, 95% CI error bars,
-    the real-data floor dashed."""
+    """One panel per ablation claim (C4–C7): bars over NFE, one per variant (the mean over training
+    seeds), error bars the min–max over training seeds, the real-data floor dashed."""
     panels = []
     for claim in ABLATION_CLAIMS:
-        arms = ablation_arms(spec, df, claim)
+        arms = ablation_arms(spec, df[df["dataset"] == dataset], claim)
         if arms:
             variants = list(arms["variants"]) if claim == "C4" else [arms["treatment"], arms["control"]]
             rows = df[(df["dataset"] == dataset) & (df["method"] == spec["method"]) & df["variant"].isin(variants)
@@ -370,11 +392,11 @@ def ablation_bars(df, dataset: str, spec: dict, metric: str = "fid"):
                  else {variants[0]: " (treatment)", variants[1]: " (control)"})
         for i, (v, c) in enumerate(zip(variants, sns.color_palette("colorblind", n_colors=len(variants)))):
             g = s[s["variant"] == v].set_index("nfe").reindex(nfes)
-            err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).clip(min=0))
+            err = _errors(g)
             ax.bar(np.arange(len(nfes)) + (i - (len(variants) - 1) / 2) * width, g["mean"], width, yerr=err,
                    capsize=3, label=v + roles.get(v, ""), color=c)
         floor = draw_floor(ax, df, dataset, metric, _n_of(s))
-        top = np.nanmax(np.r_[s["mean"].to_numpy(float), s["ci_high"].to_numpy(float), floor])
+        top = np.nanmax(np.r_[s["mean"].to_numpy(float), s["seed_max"].to_numpy(float), floor])
         if np.isfinite(top) and top > 0:
             ax.set_ylim(0, top * (1.25 + 0.08 * len(variants)))  # headroom: the legend sits above the bars
         ax.set_xticks(range(len(nfes)), [str(int(n)) for n in nfes])

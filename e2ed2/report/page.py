@@ -1,5 +1,11 @@
 """The claims page: claims.md, claims.json, and claims.html — the one page to open.
 
+Both lead with one line per dataset (which claims each verdict went to, which are unstable when a
+training seed is left out, and a claim that does not apply); each per-dataset verdict carries its
+leave-one-seed-out stability ("supported (stable 3/3)", "inconclusive (unstable: 1/3)"). The
+evidence lists one summary row per comparison (the two-level interval); the per-seed rows are in
+claims.json and paired.csv, and folded (<details>) in claims.html.
+
 claims.html is self-contained (inline CSS, figures embedded as PNG data URIs, no scripts, no
 external assets): a table of contents, the claims with their per-dataset verdicts, the baseline
 health checks, the main table of each dataset (caption and footnotes from its Markdown), the key
@@ -20,13 +26,64 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
+from .claims import NO_CAPTIONS, NOT_APPLICABLE, NOT_TESTED, base
+from .stability import UNSTABLE, stability_text
 
-ICON = {"supported": "✅", "not supported": "❌", "not credible": "⚠️", "not tested": "–"}
-COLOUR = {"supported": "#d4edda", "not supported": "#f8d7da", "not credible": "#ffe5b4", "not tested": "#eeeeee"}
+ICON = {"supported": "✅", "not supported": "❌", "not credible": "⚠️", "not tested": "–", NO_CAPTIONS: "–"}
+COLOUR = {"supported": "#d4edda", "not supported": "#f8d7da", "not credible": "#ffe5b4", "not tested": "#eeeeee",
+          NO_CAPTIONS: "#eeeeee"}
+ORDER = ("supported", "not supported", "inconclusive", "not credible", "not tested")
 
 
 def _base(verdict: str) -> str:
-    return verdict.split(" (")[0]
+    return base(verdict)
+
+
+def with_stability(verdict: str, st: dict | None) -> str:
+    """'supported (stable 3/3)'; a verdict with its own detail gets it inside the parentheses."""
+    text = stability_text(st)
+    if not text or _base(verdict) == NOT_TESTED or verdict.startswith(NOT_APPLICABLE):
+        return verdict
+    return f"{verdict[:-1]}; {text})" if verdict.endswith(")") and " (" in verdict else f"{verdict} ({text})"
+
+
+def cell(v, dataset: str) -> str:
+    """The per-dataset verdict of claim ``v`` with its stability ('–' when not judged there)."""
+    verdict = v.per_dataset.get(dataset)
+    return "–" if verdict is None else with_stability(verdict, v.stability.get(dataset))
+
+
+def answers(verdicts) -> list[str]:
+    """One line per dataset: the claims under each verdict, the unstable ones, and a claim that does not apply."""
+    datasets = sorted({d for v in verdicts for d in v.per_dataset})
+    lines = []
+    for d in datasets:
+        by: dict[str, list[str]] = {}
+        for v in verdicts:
+            if d in v.per_dataset:
+                by.setdefault(_base(v.per_dataset[d]), []).append(v.id)
+        parts = [f"{k}: {', '.join(by[k])}" for k in (*ORDER, *sorted(set(by) - set(ORDER))) if k in by
+                 and not k.startswith(NOT_APPLICABLE)]
+        unstable = [v.id for v in verdicts if (v.stability.get(d) or {}).get("label") == UNSTABLE]
+        line = f"{d}: " + " · ".join(parts)
+        if unstable:
+            line += f"; unstable when a training seed is left out: {', '.join(unstable)}"
+        na = [v.id for v in verdicts if v.per_dataset.get(d, "").startswith(NOT_APPLICABLE)]
+        if na:
+            line += (f"; {', '.join(na)} not applicable: no captions (every caption is empty, so a CLIP score "
+                     f"measures nothing about following one)")
+        lines.append(line + ".")
+    return lines
+
+
+def _stability_lines(v) -> list[str]:
+    """'digits: stable 3/3 (without seed 0: supported, …)' per dataset with a leave-one-out recomputation."""
+    out = []
+    for d, st in sorted(v.stability.items()):
+        if with_stability(v.per_dataset.get(d, NOT_TESTED), st) != v.per_dataset.get(d, NOT_TESTED):
+            loo = ", ".join(f"without seed {s}: {x}" for s, x in st["loo_verdicts"].items())
+            out.append(f"{d}: {stability_text(st)} ({loo})")
+    return out
 
 
 def _bg(verdict: str) -> str:
@@ -40,10 +97,11 @@ def _icon(verdict: str) -> str:
 
 def to_markdown(verdicts, checks, title: str, preamble: str = "") -> str:
     datasets = sorted({d for v in verdicts for d in v.per_dataset})
-    lines = [f"# {title}", "", preamble, "", "| id | claim | verdict | " + " | ".join(datasets) + " |",
+    lines = [f"# {title}", "", *[f"- **{a.split(':', 1)[0]}**:{a.split(':', 1)[1]}" for a in answers(verdicts)], "",
+             preamble, "", "| id | claim | verdict | " + " | ".join(datasets) + " |",
              "|---|---|---|" + "---|" * len(datasets)]
     lines += [f"| {v.id} | {v.claim} | {_icon(v.verdict)} {v.verdict} | "
-              + " | ".join(v.per_dataset.get(d, "–") for d in datasets) + " |" for v in verdicts]
+              + " | ".join(cell(v, d) for d in datasets) + " |" for v in verdicts]
     lines += ["", "## Baseline health", "", "| dataset | check | rule | numbers | status |", "|---|---|---|---|---|"]
     lines += [f"| {c.dataset} | {c.id} | {c.rule} | {c.numbers} | {c.status} |" for c in checks]
     for v in verdicts:
@@ -51,10 +109,16 @@ def to_markdown(verdicts, checks, title: str, preamble: str = "") -> str:
                   f"*Rule (fixed before the numbers):* {v.rule}"]
         if v.note:
             lines += ["", f"Note: {v.note}"]
-        if v.evidence:
-            lines += ["", "| dataset | arm A | value | versus (B) | units | outcome |", "|---|---|---|---|---|---|"]
+        stab = _stability_lines(v)
+        if stab:
+            lines += ["", "*Leave one training seed out:* " + "; ".join(stab)]
+        summary = [e for e in v.evidence if e.get("level", "comparison") == "comparison"]
+        if summary:
+            lines += ["", "| dataset | arm A | value | versus (B) | seeds | outcome |", "|---|---|---|---|---|---|"]
             lines += [f"| {e['dataset']} | {e['what']} | {e['value']} | {e['versus']} | {e['versus_value']} "
-                      f"| {e['outcome']} |" for e in v.evidence]
+                      f"| {e['outcome']} |" for e in summary]
+        if len(summary) < len(v.evidence):
+            lines += ["", f"{len(v.evidence) - len(summary)} per-seed rows (image level): claims.json, paired.csv."]
     return "\n".join(lines) + "\n"
 
 
@@ -90,6 +154,9 @@ figure{margin:0;padding:.6em;border:1px solid var(--rule);border-radius:6px;back
 figure img{display:block;width:100%;height:auto;margin:0 auto;image-rendering:auto}
 figcaption{font-size:.8em;color:var(--mute);margin-top:.3em}
 ul.files{columns:3 18em;font-size:.85em}ul.files li{break-inside:avoid}
+ul.answers{font-size:1.02em;margin:.4em 0 1em;padding-left:1.2em}ul.answers li{margin:.15em 0}
+details{margin:.4em 0}details>summary{cursor:pointer;color:#1a5fb4}
+.stab{font-size:.85em;color:var(--mute)}
 """
 # figures shown on the page, in this order: per dataset, then the run-wide ones
 DATASET_FIGURES = (("fid_vs_nfe", "FID vs NFE"), ("clip_vs_nfe", "CLIP score vs NFE"),
@@ -184,6 +251,28 @@ def _files(folder: Path) -> str:
         for stem, ps in by_stem.items())
 
 
+def _evidence_html(evidence: list) -> str:
+    """The comparisons of a claim in one folded table: a summary row each, then the per-seed rows."""
+    e = html.escape
+    cols = ("dataset", "what", "value", "versus", "versus_value", "outcome")
+    summary = [x for x in evidence if x.get("level", "comparison") == "comparison"]
+    seeds = [x for x in evidence if x.get("level", "comparison") != "comparison"]
+
+    def table(rows, head):
+        return ("<div class='scroll'><table class='evidence'><thead><tr>"
+                + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+                + "".join(f"<tr>{''.join(f'<td>{e(str(x[k]))}</td>' for k in cols)}</tr>" for x in rows)
+                + "</tbody></table></div>")
+    out = (f"<details><summary>{len(summary)} comparison{'s' if len(summary) != 1 else ''} (two-level "
+           f"intervals)</summary>" + table(summary, ("dataset", "arm A", "value", "versus (B)", "seeds", "outcome"))
+           + "</details>")
+    if seeds:
+        out += (f"<details><summary>{len(seeds)} per-seed rows (image level, for reading)</summary>"
+                + table(seeds, ("dataset", "arm A (training seed)", "value", "versus (B)", "level", "outcome"))
+                + "</details>")
+    return out
+
+
 def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, figures_dir=None) -> str:
     """The one page to open: table of contents, claims with per-dataset verdicts, baseline health,
     the main table of each dataset, the key figures inline, each claim's rule and evidence, and
@@ -210,14 +299,16 @@ def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, f
     out = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{e(title)}</title><style>{CSS}</style></head><body id='top'>"),
-           f"<h1>{e(title)}</h1><p class='pre'>{e(preamble)}</p>",
+           f"<h1>{e(title)}</h1><ul class='answers'>"
+           + "".join(f"<li><b>{e(a.split(':', 1)[0])}</b>:{e(a.split(':', 1)[1])}</li>" for a in answers(verdicts))
+           + f"</ul><p class='pre'>{e(preamble)}</p>",
            "<nav class='toc'><b>Contents</b><ul>" + "".join(toc) + "</ul></nav>",
            f"<h2 id='claims'>Claims{top}</h2><div class='scroll'><table class='claims'><thead><tr>"
            "<th>id</th><th>claim</th><th>verdict</th>"
            + "".join(f"<th>{e(d)}</th>" for d in datasets) + "</tr></thead><tbody>"]
     for v in verdicts:
         cells = "".join(f"<td style='background:{_bg(v.per_dataset.get(d, ''))}'>"
-                        f"{e(v.per_dataset.get(d, '–'))}</td>" for d in datasets)
+                        f"{e(cell(v, d))}</td>" for d in datasets)
         out.append(f"<tr><td><a href='#{v.id}'>{v.id}</a></td><td>{e(v.claim)}</td>"
                    f"<td class='verdict' style='background:{_bg(v.verdict)}'>"
                    f"{e(v.verdict)}</td>{cells}</tr>")
@@ -246,13 +337,11 @@ def to_html(verdicts, checks, title: str, preamble: str = "", tables_dir=None, f
                    f"<p class='rule'>Rule (fixed before the numbers): {e(v.rule)}</p>")
         if v.note:
             out.append(f"<p>Note: {e(v.note)}</p>")
+        stab = _stability_lines(v)
+        if stab:
+            out.append("<p class='stab'>Leave one training seed out: " + "; ".join(map(e, stab)) + "</p>")
         if v.evidence:
-            out.append("<div class='scroll'><table class='evidence'><thead><tr>"
-                       "<th>dataset</th><th>arm A</th><th>value</th><th>versus (B)</th><th>units</th><th>outcome</th>"
-                       "</tr></thead><tbody>")
-            cols = ("dataset", "what", "value", "versus", "versus_value", "outcome")
-            out += [f"<tr>{''.join(f'<td>{e(str(x[k]))}</td>' for k in cols)}</tr>" for x in v.evidence]
-            out.append("</tbody></table></div>")
+            out.append(_evidence_html(v.evidence))
     files = [f"<h3>{e(folder.name)}</h3><ul class='files'>{_files(folder)}</ul>"
              for folder in (tables_dir, figures_dir) if folder and folder.is_dir()]
     if files:

@@ -2,7 +2,10 @@
 
 Given as a small YAML/JSON file (the workflow writes it from its config) or, for ablations the
 file does not name, read from the metric labels: rows labelled ``ablation: C5`` with
-``arm: treatment|control`` (C5–C7), and rows labelled ``train_k: K`` (C4).
+``arm: treatment|control`` (C5–C7). C4's arms come from the models themselves
+(``aggregate.k_variants``: the variants that differ from the main variant only in the K they
+were trained with, read from each metric JSON's model block); a spec that still names C4
+variants has them checked against the models' K.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError
+from .aggregate import k_variants, train_k_of
 
 DEFAULTS = {
     "method": "e2ed2",          # the method under test
@@ -22,7 +26,7 @@ DEFAULTS = {
     "many_steps_nfe": 50,       # C3: a baseline budget counts as "many steps" at ≥ this NFE
     "c3_margin": 0.10,          # C3: E2ED² FID may exceed the many-step baseline by at most 10%
     "c9_margin": 0.20,          # C9: E2ED² recall may fall at most 20% below the many-step baseline
-    "ablations": {},            # C4: {variants: {variant: train_K}}; C5–C7: {treatment: v, control: v}
+    "ablations": {},            # C5–C7: {treatment: v, control: v} (C4's arms come from the models' K)
     "health": {},               # baseline health checks (e2ed2.report.health); defaults in HEALTH
 }
 HEALTH = {
@@ -65,14 +69,30 @@ def make_spec(user: dict, where: str = "claims spec") -> dict:
     return spec
 
 
+def c4_variants(spec: dict, df) -> dict[str, int]:
+    """{variant: K} of claim C4: the spec's ``ablations.C4.variants`` when given (each checked
+    against the K its model was trained with: a mismatch is a ConfigError naming the variant),
+    else the variants that differ from the main variant only in K (``aggregate.k_variants``)."""
+    given = (spec["ablations"].get("C4") or {}).get("variants")
+    if not given:
+        return k_variants(df, spec["method"], spec["main_variant"])
+    K = train_k_of(df, spec["method"])
+    for variant, k in given.items():
+        if variant in K and int(k) != K[variant]:
+            raise ConfigError(f"claims spec ablations.C4: variant {variant!r} is listed with K = {k} but its model was "
+                              f"trained with K = {K[variant]} (model.method.steps); drop ablations.C4 from the spec "
+                              f"(the report reads K from the models)")
+    return {v: K[v] for v in given if v in K}
+
+
 def ablation_arms(spec: dict, df, claim: str) -> dict | None:
     """Variants of ``claim``: {treatment, control} (C5–C7) or {variants: {v: K}} (C4); None if absent."""
+    if claim == "C4":
+        variants = c4_variants(spec, df)
+        return {"variants": variants} if len(variants) > 1 else None
     if claim in spec["ablations"]:
         return spec["ablations"][claim]
     rows = df[df["method"] == spec["method"]]
-    if claim == "C4" and "train_k" in rows:
-        variants = {v: int(k) for v, k in rows.dropna(subset=["train_k"]).groupby("variant")["train_k"].first().items()}
-        return {"variants": variants} if variants else None
     if "ablation" in rows and "arm" in rows:
         sub = rows[rows["ablation"].astype(str) == claim]
         arms = sub.groupby("arm")["variant"].first().to_dict()

@@ -3,7 +3,10 @@
 A cell with two or more replicates (sampling-seed blocks × training seeds) is the mean ± the
 half-width of its 95% t-interval, or the mean [low, high] where the metric's range makes the
 interval asymmetric (``ci.RANGES``: FID, FD_CLIP, CLIP score, precision, recall); a cell with
-one replicate is the bare mean marked ¹ (no interval). A caption is one sentence saying what the
+one replicate is the bare mean marked ¹ (no interval). Each row also gives its number of training
+seeds and, for FID and the CLIP score, the seed-level spread: the min–max over training seeds of
+each seed's mean over its seed blocks (a t-interval over 2–3 seeds is wide and says little about
+how far a rerun moves; the spread shows it). A caption is one sentence saying what the
 table is (dataset, N per block, the replicates, the real-data floor FID and the real-image CLIP
 score), followed by its footnote lines (the ¹ note where used, one provenance line: feature
 networks, preprocessing, reference, hardware); in this module a caption is that sentence and its
@@ -20,7 +23,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from . import health
-from .aggregate import FLOOR_METHOD
+from .aggregate import FLOOR_METHOD, train_k_of
 from .ci import summarise
 from .comparisons import matched_variant
 from .spec import ABLATION_CLAIMS, ablation_arms
@@ -34,6 +37,7 @@ METRICS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("clip_score", "CLIP score �
 SHORT = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "precision": "precision",
          "recall": "recall"}
 ROW_KEYS = ["method", "variant", "sampler", "steps", "nfe"]
+SPREAD = {"fid": "FID seed min–max", "clip_score": "CLIP seed min–max"}  # seed-level spread columns
 SINGLE = "¹"  # marks a value from one replicate
 SINGLE_NOTE = f"{SINGLE} one replicate: no interval."
 
@@ -70,9 +74,15 @@ def digits_for(metric: str) -> int:
     return 4 if metric == "kid" else 3 if metric in ("precision", "recall") else 2
 
 
+def spread(lo: float, hi: float, digits: int = 2) -> str:
+    """'lo–hi' (the min–max over training seeds), '–' with fewer than two seeds."""
+    return f"{lo:.{digits}f}–{hi:.{digits}f}" if math.isfinite(lo) and math.isfinite(hi) else "–"
+
+
 def wide(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary rows → one row per arm (``arm`` column if present) × (method, variant, sampler, steps,
-    nfe), one column per metric + ms/image; a value with one replicate is bare and marked ¹."""
+    nfe), one column per metric, the seed-level min–max beside FID and the CLIP score, ms/image,
+    training seeds and replicates; a value with one replicate is bare and marked ¹."""
     keys = (["arm"] if "arm" in summary else []) + ROW_KEYS
     out = []
     for key, g in summary.groupby(keys, sort=False, dropna=False):
@@ -82,15 +92,19 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
             if len(r):
                 r = r.iloc[0]
                 row[title] = cell(r["mean"], r["ci_low"], r["ci_high"], digits_for(m), int(r["replicates"]))
+                if m in SPREAD:
+                    row[SPREAD[m]] = spread(r["seed_min"], r["seed_max"], digits_for(m))
         ms = g["ms_per_image"].dropna()
         row["ms/image"] = f"{ms.mean():.1f}" if len(ms) else "–"
+        row["training seeds"] = int(g["seeds"].max())
         row["replicates"] = int(g["replicates"].max())
         out.append(row)
     df = pd.DataFrame(out)
     for col in ("steps", "nfe"):
         df[col] = df[col].map(lambda v: "–" if pd.isna(v) else str(int(v)))
     df["sampler"] = df["sampler"].map(lambda v: "–" if pd.isna(v) or v == "" else v)
-    cols = keys + [t for _, t in METRICS if t in df] + ["ms/image", "replicates"]
+    metric_cols = [c for m, t in METRICS for c in (t, SPREAD.get(m)) if c in df]
+    cols = keys + metric_cols + ["ms/image", "training seeds", "replicates"]
     return df[cols].fillna("–").rename(columns={"nfe": "NFE"})
 
 
@@ -255,7 +269,7 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tu
     rows = main_rows(df, dataset, spec)
     if rows[rows["method"] != FLOOR_METHOD].empty:
         raise ValueError(f"no rows for dataset {dataset!r} with variant {spec['main_variant']!r} in the tidy table")
-    K = {v: int(k) for v, k in ((ablation_arms(spec, df, "C4") or {}).get("variants") or {}).items()}
+    K = train_k_of(df[df["dataset"] == dataset], spec["method"])
     summary = summarise(rows)
     summary.insert(0, "arm", [row_label(r, spec, K) for _, r in summary.iterrows()])
     summary = summary.sort_values(["method", "variant", "nfe"],
@@ -264,12 +278,13 @@ def main_table(df: pd.DataFrame, dataset: str, spec: dict, clip_eval=None) -> tu
     tail = ", ".join(p for p in (floor_sentence(df, dataset), clip_eval_clause(clip_eval)) if p)
     sentence = (f"{dataset}: every arm at each NFE, mean ± 95% t-interval half-width ([low, high] where the "
                 f"metric's range bounds it) over replicates "
-                f"({_block_text(rows)} of N = {_ns(rows)} images; count in the last column); {tail}.")
+                f"({_block_text(rows)} of N = {_ns(rows)} images; count in the last column), the min–max over "
+                f"training seeds beside FID and the CLIP score; {tail}.")
     return table, join_caption(sentence, _notes(table, provenance(rows)))
 
 
 def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tuple[pd.DataFrame, str] | None:
-    arms = ablation_arms(spec, df, claim)
+    arms = ablation_arms(spec, df[df["dataset"] == dataset], claim)
     if not arms:
         return None
     variants = list(arms["variants"]) if claim == "C4" else [arms["treatment"], arms["control"]]
@@ -281,8 +296,8 @@ def ablation_table(df: pd.DataFrame, dataset: str, spec: dict, claim: str) -> tu
     table = wide(summarise(rows))
     table["method"] = table["method"].map(name)
     sentence = (f"{dataset}: ablation {claim} of {name(spec['method'])} ({arms_txt}), mean ± 95% t-interval half-width "
-                f"([low, high] where bounded) over replicates ({_block_text(rows)} of N = {_ns(rows)} images); "
-                f"{floor_sentence(df, dataset)}.")
+                f"([low, high] where bounded) over replicates ({_block_text(rows)} of N = {_ns(rows)} images), the "
+                f"min–max over training seeds beside FID and the CLIP score; {floor_sentence(df, dataset)}.")
     return table, join_caption(sentence, _notes(table, provenance(rows)))
 
 
