@@ -192,7 +192,8 @@ def test_health_checks_pass_and_fail_with_numbers(tmp_path):
     _, checks, _ = run(synth(tmp_path / "ok", 20.0))
     assert {c.id: c.status for c in checks} == {"teacher_near_floor": "pass", "ddim10_vs_ancestral": "pass",
                                                  "ddim50_vs_ancestral": "pass", "cd2_vs_ddim10": "pass",
-                                                 "ct2_near_floor": "pass", "ddim_monotone": "pass"}
+                                                 "ct2_near_floor": "pass", "ddim_monotone": "pass",
+                                                 "collapse": "pass"}
     df = pd.DataFrame([{"dataset": "d", "method": m, "variant": "main", "sampler": s, "steps": st, "nfe": st,
                         "metric": "fid", "value": f} for m, s, st, f in
                        [("real", "", 0, 20), ("ddim", "ddim", 10, 200), ("ddim", "ddim", 50, 230),

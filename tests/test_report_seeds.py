@@ -198,3 +198,23 @@ def test_c2_is_not_applicable_without_captions(tmp_path):
     assert len(lines) == 1 and "C2 not applicable: no captions" in lines[0]
     v, _ = judge(tmp_path / "some", spec)
     assert claims.base(v["C2"].per_dataset["d"]) != "not applicable: no captions"
+
+
+def test_collapse_check_flags_an_arm_far_below_the_teachers_recall():
+    import pandas as pd
+
+    from e2ed2.report import health
+    from e2ed2.report.spec import make_spec
+
+    def row(method, variant, steps, value, train_k=None):
+        return {"dataset": "d", "metric": "recall", "method": method, "variant": variant, "sampler": "ddim",
+                "steps": steps, "nfe": steps, "value": value, "train_k": train_k}
+
+    df = pd.DataFrame([row("edm", "main", 100, 0.8), row("ddim", "main", 10, 0.7),
+                       row("e2ed2", "main", 2, 0.6, 2), row("e2ed2", "main", 4, 0.0, 2),  # K' ≠ K: not judged
+                       row("e2ed2", "paper", 2, 0.01, 2)])
+    check = health.collapse(df, "d", make_spec({}))
+    assert check.status == health.FAIL and "collapsed: paper" in check.numbers and "main" not in check.numbers.split(
+        "collapsed:")[1]
+    ok = health.collapse(df[df["variant"] != "paper"], "d", make_spec({}))
+    assert ok.status == health.PASS and ok.methods == []  # gates no claim

@@ -14,6 +14,12 @@ variant, over its seed blocks and training seeds), with its numbers beside it
 - ddim_monotone: DDIM's FID does not rise with steps: FID(S') ≤ monotone_tol × FID(S) for S < S';
   ODE discretisation error falls with steps
 
+and one check of the method under test that gates no claim but flags a collapse before anything
+is judged (docs/E2ED2.md §1: one prototype per class scores a fair FID and recall ≈ 0):
+
+- collapse: each of its variants' recall at NFE = the K it was trained with ≥ collapse_ratio × the
+  teacher's best recall (any sampler of its checkpoint); the sample grid shows the failing rows
+
 A check whose arms were not sampled is ``missing``, and counts as not passed: a claim that
 rests on it is "not credible" until it is measured.
 """
@@ -101,7 +107,28 @@ def checks(df: pd.DataFrame, spec: dict) -> list[Check]:
                          _status(ok),
                          ", ".join(f"{int(s)}: {v:.1f}" for s, v in zip(curve["steps"], curve["value"])) or "–",
                          [ddim]))
+        out.append(collapse(df, dataset, spec))
     return out
+
+
+def collapse(df: pd.DataFrame, dataset: str, spec: dict) -> Check:
+    """Recall of each variant of the method under test at its own K against the teacher's best recall."""
+    h, method = spec["health"], spec["method"]
+    r = df[(df["dataset"] == dataset) & (df["metric"] == "recall")]
+    teacher = r[r["method"].isin([h["teacher"], h["ddim"]])].groupby(["method", "sampler", "steps"])["value"].mean()
+    arms = r[r["method"] == method]
+    if "train_k" in arms:
+        arms = arms[arms["steps"] == arms["train_k"]]
+    arms = arms.groupby("variant")["value"].mean()
+    rule = f"recall of {method} at its own K ≥ {h['collapse_ratio']:g} × the teacher's best recall"
+    if teacher.empty or arms.empty:
+        return Check("collapse", dataset, rule, MISSING, "–")
+    best, bar = float(teacher.max()), h["collapse_ratio"] * float(teacher.max())
+    low = sorted(v for v, x in arms.items() if x < bar)
+    numbers = f"teacher best {best:.3f}; " + ", ".join(f"{v} {x:.3f}" for v, x in arms.items())
+    if low:
+        numbers += f"; collapsed: {', '.join(low)} (sample grid: figures/sample_grid_{dataset}.png)"
+    return Check("collapse", dataset, rule, FAIL if low else PASS, numbers)
 
 
 def failed_for(checks_: list[Check], dataset: str, methods) -> list[Check]:

@@ -38,6 +38,7 @@ HEALTH = {
     "ddim_vs_ancestral": 1.2,
     "ct_floor": 3.0,            # CT at 2 steps ≤ 3 × the floor
     "monotone_tol": 1.1,        # DDIM FID(S') ≤ 1.1 × FID(S) for S < S'
+    "collapse_ratio": 0.5,      # the method under test: recall at its own K ≥ 0.5 × the teacher's best
 }
 ABLATION_CLAIMS = ("C4", "C5", "C6", "C7")
 
