@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from . import cli, distributed
 from .atomic import atomic_write, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
+from .metrics.common import device_name, hardware
 from .noise import SeedNoise, parse_seeds
 from .registry import load_method
 from .samplers import SAMPLERS
@@ -112,8 +112,7 @@ def generate(method, seeds, captions, steps: int, *, sampler=None, batch_size: i
         "nfe": counter.nfe // calls, "steps": steps, "sampler": sampler or method.default_sampler,
         "n": len(seeds), "seconds": seconds, "ms_per_image": 1000 * seconds / len(seeds),
         "images_per_s": len(seeds) / seconds, "batch_size": batch_size, "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        "device_name": device_name(device), "hardware": hardware(device),  # e2ed2.metrics.common: one record
         "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(), "guidance": guidance,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "warmup_excluded": warmup, "decoded_latents": decode is not None,

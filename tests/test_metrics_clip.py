@@ -1,4 +1,5 @@
-"""CLIP score: range, matching vs shuffled captions once the small open_clip CLIP is trained, CLI record."""
+"""CLIP score: range, matching vs shuffled captions once the small open_clip CLIP is trained, CLI record
+(one set, many sets per process, the model block), bad input."""
 
 from __future__ import annotations
 
@@ -69,3 +70,37 @@ def test_clip_cli_ref_calc(trained, tmp_path):
     assert 0 <= rec["value"] <= 100 and rec["results"][1]["value"] >= 0
     assert rec["backend"] == "open_clip" and rec["backbone"]["name"].startswith("e2ed2-small-clip")
     assert rec["n"] == 30 and rec["labels"] == {"method": "real"}
+    assert "model" in rec and rec["model"] is None  # real data: no model block
+    assert rec["hardware"]["processor"] and rec["hardware"]["torch_cpu_capability"]
+
+
+def test_clip_many_sets_in_one_process_match_one_set_calls(trained, tmp_path, capsys):
+    from e2ed2.data import load_dataset
+
+    from .test_metrics import MODEL, write_set
+
+    data, ckpt = trained
+    ds = load_dataset(str(data))
+    sets = [write_set(tmp_path / f"s{k}", ds, slice(12 * k, 12 * k + 12)) for k in range(2)]
+    head = ["calc", "--clip", f"small:{ckpt}"]
+    for k, s in enumerate(sets):
+        assert clip.main(head + ["--samples", str(s), "--out", str(tmp_path / f"one{k}.json"), "--save-scores",
+                                 str(tmp_path / f"one{k}.npz"), "--label", f"steps={k}"]) == 0
+    argv = list(head)
+    for k, s in enumerate(sets):
+        argv += ["--samples", str(s), "--out", str(tmp_path / f"many{k}.json"), "--save-scores",
+                 str(tmp_path / f"many{k}.npz"), "--label", f"steps={k}"]
+    capsys.readouterr()
+    assert clip.main(argv) == 0
+    assert "clip calc: " in capsys.readouterr().err
+    for k in range(2):  # byte for byte (a CLIP JSON has no timing of its own)
+        assert (tmp_path / f"many{k}.json").read_text() == (tmp_path / f"one{k}.json").read_text()
+        with np.load(tmp_path / f"many{k}.npz") as a, np.load(tmp_path / f"one{k}.npz") as b:
+            assert all(np.array_equal(a[f], b[f]) for f in a.files)
+    rec = json.loads((tmp_path / "many1.json").read_text())
+    assert rec["model"] == MODEL and "model" not in rec["timing"] and rec["labels"] == {"steps": 1}
+
+
+def test_clip_too_few_images_refused(tmp_path):
+    with pytest.raises(ValueError, match="--n 1: CLIP score's std and FD_CLIP's covariance need at least 2"):
+        clip.main(["ref", "--clip", "small:/x.pt", "--data", "digits", "--n", "1", "--out", str(tmp_path / "r.npz")])

@@ -168,12 +168,26 @@ def _fidelity_extractor(path: str | None, device: str, fast: bool):
 def fidelity_features(images: np.ndarray, path: str | None, *, batch_size: int = 50, device=torch.device("cpu"),
                       fast: bool = True, progress=None) -> np.ndarray:
     """uint8 N×3×H×W → float32 N×2048 through torch-fidelity's own dataset/feature loop
-    (``progress`` given: torch-fidelity's own progress bar on stderr)."""
+    (``progress`` given: it is advanced once per batch the loop feeds the network)."""
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
     extractor = _fidelity_extractor(path, str(device), fast)
-    feats = get_featuresdict_from_dataset(_UInt8Images(images), extractor, batch_size, cuda=device.type == "cuda",
-                                          save_cpu_ram=True, verbose=progress is not None)
+    handle, ticks = None, None
+    if progress is not None:  # the reporter prints batch i's line when batch i + 1 starts, the last one below
+        ticks = progress(range(-(-len(images) // min(batch_size, len(images)))))
+
+        def tick(module, inputs):  # returns None: the batch goes on unchanged
+            next(ticks, None)
+
+        handle = extractor.register_forward_pre_hook(tick)
+    try:
+        feats = get_featuresdict_from_dataset(_UInt8Images(images), extractor, batch_size,
+                                              cuda=device.type == "cuda", save_cpu_ram=True, verbose=False)
+    finally:
+        if handle is not None:
+            handle.remove()
+    for _ in ticks or ():
+        pass
     return feats["2048"].numpy().astype(np.float32)
 
 

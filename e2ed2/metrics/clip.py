@@ -3,17 +3,24 @@ r"""CLIP score and FD_CLIP (Fréchet distance on CLIP image embeddings, a second
   python -m e2ed2.metrics.clip ref  --clip small:results/clip/clip.pt --data mnist5k --split heldout \
       --n 500 --out REF.npz
   python -m e2ed2.metrics.clip calc --clip small:results/clip/clip.pt --ref REF.npz --samples DIR --out clip.json
+  python -m e2ed2.metrics.clip calc --clip ... --ref REF.npz \
+      --samples DIR1 --out clip1.json --save-scores s1.npz --label steps=1 \
+      --samples DIR2 --out clip2.json --save-scores s2.npz --label steps=2    # many sets, one process
 
 CLIP score = mean over images of 100·max(cos(E_img(x), E_txt(caption)), 0) (Hessel et al. 2021),
 each image against the caption it was sampled with; the backbone is named in every result.
+``calc`` scores every ``--samples`` set of its command line with one loaded backbone and reference
+(the options after a ``--samples`` belong to it; ``--label``s before the first go to every set),
+writing each set's JSON exactly as a one-set call does (the timing fields aside).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from pathlib import Path
+import time
 
 import numpy as np
 import torch
@@ -24,10 +31,19 @@ from . import bootstrap, clip_model, common
 from .fid import _save_npz
 from .frechet import frechet_distance, statistics
 
+MIN_IMAGES = 2  # a covariance (FD_CLIP) and a standard deviation need two images
+
+
+def _progress(desc: str, n: int):
+    return functools.partial(cli.progress, desc=f"CLIP embeddings{desc} ({n} images)")
+
 
 def cmd_ref(args, backbone) -> dict:
     images = common.load_split(args.data, args.split, args.n, args.subset_seed)
-    feats = backbone.encode_images(images.images)
+    if images.n < MIN_IMAGES:
+        raise ValueError(f"dataset {args.data!r}: split {args.split!r} has {images.n} image(s); FD_CLIP's covariance "
+                         f"needs at least {MIN_IMAGES}")
+    feats = backbone.encode_images(images.images, progress=_progress("", images.n))
     mu, sigma = statistics(feats)
     meta = {"dataset": str(args.data), "split": args.split, "n": images.n, "resolution": images.resolution,
             "subset_seed": images.source["subset_seed"], "backbone": backbone.info,
@@ -36,44 +52,71 @@ def cmd_ref(args, backbone) -> dict:
     return meta
 
 
-def cmd_calc(args, backbone) -> dict:
-    if args.samples:
-        images = common.load_sample_set(args.samples, args.n)
-    else:
-        images = common.load_split(args.data, args.split, args.n, args.subset_seed)
+def load_reference(path, backbone) -> dict:
+    """μ, Σ and meta of a CLIP reference made with ``backbone`` (another backbone's is refused)."""
+    z = common.read_npz(path, ("mu", "sigma", "meta"), "CLIP reference file",
+                        "make it again with `python -m e2ed2.metrics.clip ref`")
+    meta = json.loads(str(z["meta"]))
+    if meta["backbone"].get("sha256") != backbone.info.get("sha256"):
+        raise ValueError(f"{path}: made with backbone {meta['backbone']['name']}, "
+                         f"this run uses {backbone.info['name']}")
+    return {"mu": z["mu"], "sigma": z["sigma"], "meta": meta, "path": str(path)}
+
+
+def score_set(images: common.ImageSet, backbone, ref: dict | None, args, job: dict, desc: str = "") -> dict:
+    """CLIP score (+ FD_CLIP against ``ref``) of one image set; writes its JSON (and scores); returns the record."""
     _, notes = common.to_rgb(images.images[:1])
-    img = backbone.encode_images(images.images)
+    img = backbone.encode_images(images.images, progress=_progress(desc, images.n))
     txt = backbone.encode_texts(images.captions)
     scores = clip_model.clip_score(img, txt)
-    if getattr(args, "save_scores", None):
+    if job.get("save_scores"):
         _, boot = bootstrap.mean_replicates(scores)
-        _save_npz(args.save_scores, scores=np.asarray(scores, np.float64), seeds=np.asarray(images.seeds, np.int64),
+        _save_npz(job["save_scores"], scores=np.asarray(scores, np.float64), seeds=np.asarray(images.seeds, np.int64),
                   clip_score_boot=boot)
     results = [{"metric": "clip_score", "value": float(scores.mean()),
                 "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]
     reference = None
-    if args.ref:
-        ref_path = Path(args.ref)
-        if not ref_path.is_file():
-            raise FileNotFoundError(f"CLIP reference not found: {ref_path} "
-                                    f"(make it with `python -m e2ed2.metrics.clip ref`)")
-        with np.load(ref_path, allow_pickle=False) as z:
-            ref_mu, ref_sigma, meta = z["mu"], z["sigma"], json.loads(str(z["meta"]))
-        if meta["backbone"].get("sha256") != backbone.info.get("sha256"):
-            raise ValueError(f"{ref_path}: made with backbone {meta['backbone']['name']}, "
-                             f"this run uses {backbone.info['name']}")
+    if ref is not None:
         mu, sigma = statistics(img)
-        results.append({"metric": "fd_clip", "value": frechet_distance(mu, sigma, ref_mu, ref_sigma)})
-        reference = {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"], "stats_file": str(ref_path)}
+        results.append({"metric": "fd_clip", "value": frechet_distance(mu, sigma, ref["mu"], ref["sigma"])})
+        meta = ref["meta"]
+        reference = {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"], "stats_file": ref["path"]}
     record = {
         "results": results, "backend": "open_clip",
         "feature_network": {"name": backbone.info["name"], "sha256": backbone.info.get("sha256")},
         "backbone": backbone.info, "preprocessing": " + ".join([backbone.preprocessing, *notes]), "n": images.n,
         "seeds": common.seeds_text(images.seeds), "source": images.source, "reference": reference,
-        "labels": common.parse_labels(args.label), "timing": images.timing,
+        "labels": common.parse_labels(job["label"]), "timing": images.timing,
         "hardware": common.hardware(args.device_obj), "versions": common.versions(),
+        "model": images.model,  # the sample set's model block; None for real data
     }
-    return common.write_result(args.out, record)
+    return common.write_result(job["out"], record)
+
+
+def cmd_calc(args, backbone) -> list[dict]:
+    jobs = common.resolve_sets(args, ("out", "save_scores"))
+    for job in jobs:  # every set checked before the first is scored
+        shape, _ = common.peek_sample_set(job["samples"])
+        n = shape[0] if args.n is None else args.n
+        if n > shape[0]:
+            raise ValueError(f"{job['samples']}: asked for n={n} images but the set has {shape[0]}")
+        if n < MIN_IMAGES:
+            raise ValueError(f"{job['samples']}: {n} image(s); CLIP score's std and FD_CLIP need {MIN_IMAGES}")
+    ref = load_reference(args.ref, backbone) if args.ref else None
+    if not jobs:  # a dataset split (the real-image floor)
+        if not args.out:
+            raise ValueError("no --out JSON given")
+        images = common.load_split(args.data, args.split, args.n, args.subset_seed)
+        return [score_set(images, backbone, ref, args, {"out": args.out, "save_scores": args.save_scores,
+                                                        "label": args.label})]
+    records, t0 = [], time.perf_counter()
+    for i, job in enumerate(jobs, 1):
+        images = common.load_sample_set(job["samples"], args.n)
+        records.append(score_set(images, backbone, ref, args, job, f", set {i}/{len(jobs)}" if len(jobs) > 1 else ""))
+        if len(jobs) > 1:
+            print(cli.eta_line(f"clip calc: {job['out']}", i, len(jobs), time.perf_counter() - t0), file=sys.stderr,
+                  flush=True)
+    return records
 
 
 def build_parser():
@@ -85,35 +128,54 @@ def build_parser():
     shared.add_argument("--data", default=None,
                         help="dataset (built-in name, .npz or folder) for ref, or instead of --samples")
     shared.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="split of --data")
-    shared.add_argument("--n", type=int, default=None, help="images (default: all)")
+    shared.add_argument("--n", type=int, default=None, help=f"images (default: all; at least {MIN_IMAGES})")
     shared.add_argument("--subset-seed", type=int, default=0, help="seed of the n-image subset of --data")
     shared.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     shared.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    shared.add_argument("--out", required=True, help="output (.npz for ref, JSON for calc)")
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    sub.add_parser("ref", parents=[shared], formatter_class=fmt,
-                   help="CLIP image-embedding statistics of a dataset split")
+    r = sub.add_parser("ref", parents=[shared], formatter_class=fmt,
+                       help="CLIP image-embedding statistics of a dataset split")
+    r.add_argument("--out", required=True, help="output .npz")
     c = sub.add_parser("calc", parents=[shared], formatter_class=fmt,
-                       help="CLIP score (+ FD_CLIP with --ref) of a sample set")
-    c.add_argument("--samples", default=None, help="sample folder (samples.npz + timing.json)")
+                       help="CLIP score (+ FD_CLIP with --ref) of sample sets (or a dataset split)")
+    c.add_argument("--samples", dest="sets", action=common.SetAction, metavar="DIR",
+                   help="sample folder (samples.npz + timing.json); repeat it, each followed by its own "
+                        "--out/--save-scores/--label, to score several sets in one process")
     c.add_argument("--ref", default=None, help="reference .npz from `ref` (enables FD_CLIP)")
-    c.add_argument("--save-scores", default=None, metavar="NPZ", help="also write the per-image scores and seeds")
-    c.add_argument("--label", action="append", default=[], help="KEY=VALUE recorded under labels (repeatable)")
+    c.add_argument("--save-scores", action=common.PerSetAction, default=None, metavar="NPZ",
+                   help="also write the per-image scores and seeds")
+    c.add_argument("--label", action=common.PerSetAction, append=True, default=[],
+                   help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
+    c.add_argument("--out", action=common.PerSetAction, default=None, help="output JSON (required)")
     return p
 
 
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be ≥ 0 (got {args.threads})")
+    if args.n is not None and args.n < MIN_IMAGES:
+        raise ValueError(f"--n {args.n}: CLIP score's std and FD_CLIP's covariance need at least {MIN_IMAGES} images; "
+                         f"give --n ≥ {MIN_IMAGES} (or leave it out: all images)")
+    sets = getattr(args, "sets", None)
+    if not sets and not args.data:
+        p.error(f"{args.cmd}: give --data SPEC" + (" or --samples DIR" if args.cmd == "calc" else ""))
+    if sets and args.data:
+        p.error("calc: give --samples DIR or --data SPEC, not both")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not getattr(args, "samples", None) and not args.data:
-        p.error(f"{args.cmd}: give --data SPEC" + (" or --samples DIR" if args.cmd == "calc" else ""))
     args.device_obj = resolve_device(args.device)
     backbone = clip_model.load(args.clip, device=args.device_obj)
     with torch.no_grad():
-        out = cmd_ref(args, backbone) if args.cmd == "ref" else cmd_calc(args, backbone)
-    print(json.dumps({k: out[k] for k in ("metric", "value", "n") if k in out} or {"out": args.out, "n": out["n"]}))
+        if args.cmd == "ref":
+            out = cmd_ref(args, backbone)
+            print(json.dumps({"out": args.out, "n": out["n"]}))
+            return 0
+        outs = cmd_calc(args, backbone)
+    for rec in outs:  # one summary line per scored set
+        print(json.dumps({k: rec[k] for k in ("metric", "value", "n")}
+                         | ({"source": rec["source"].get("path")} if len(outs) > 1 else {})))
     return 0
 
 

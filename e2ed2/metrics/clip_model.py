@@ -67,9 +67,10 @@ class Backbone:
                               align_corners=False).clamp(0, 1)
         return (x - self.mean) / self.std, notes
 
-    def encode_images(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        out = []
-        for lo in range(0, len(images), batch_size):
+    def encode_images(self, images: np.ndarray, batch_size: int = 256, progress=None) -> np.ndarray:
+        """``progress`` (optional) wraps the iterable of batch starts (the CLI's progress reporter)."""
+        out, starts = [], range(0, len(images), batch_size)
+        for lo in progress(starts) if progress else starts:
             x, _ = self.image_tensor(images[lo:lo + batch_size])
             out.append(self.model.encode_image(x.to(self.device)).float().cpu())
         return torch.cat(out).numpy()

@@ -188,3 +188,104 @@ rule clip_floor:
         "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.clip calc --clip {params.clip}"
         " --data {input.data} --split train --n {params.n} --ref {input.ref} --threads {threads}"
         " {params.labels} --out {output.json} > {log} 2>&1"
+
+
+# ---- one job per trained model: every sample set of a (dataset, method, variant, seed) in one process
+# A metric job's process start-up (python, torch, the metric modules, the Inception network or CLIP,
+# the references) is ~4 s of its ~8.7 s FID / ~4 s CLIP at n = 50 (benchmarks/bench_metrics_overhead.py):
+# `metrics: {jobs: model}` scores all sets of a trained model in one `calc` process per family. Each
+# set's JSON and replicate file stay outputs of their own, byte-identical to the per-set rule's but
+# for the timing fields; the per-set rules above remain for any set outside the plan (ruleorder).
+METRIC_JOBS = config["metrics"].get("jobs", "set")
+
+
+def _model_groups():
+    """{(dataset, method, variant, seed): [SampleSet, ...]} in plan order."""
+    groups = {}
+    for s in PLAN.sample_sets():
+        groups.setdefault((s.dataset, s.method, s.variant, s.seed), []).append(s)
+    return groups
+
+
+def _set_wildcards(s):
+    """A SampleSet as the per-set rules' wildcards (strings), for metric_labels and clip_spec."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dataset=s.dataset, method=s.method, variant=s.variant, seed=str(s.seed),
+                           sampler=s.sampler, steps=str(s.steps), block=str(s.block))
+
+
+def _grouped_sets_args(sets, family):
+    """--samples DIR <labels> --save-x NPZ --out JSON for each set, as the per-set rule orders them."""
+    keep, name = {"fid": ("--save-features", "features.npz"), "clip": ("--save-scores", "clip_scores.npz")}[family]
+    return " ".join(
+        f"--samples {shlex.quote(expand_set(SAMPLES, s))} {metric_labels(_set_wildcards(s))}"
+        f" {keep} {shlex.quote(expand_set(METRICS, s) + '/' + name)}"
+        f" --out {shlex.quote(expand_set(METRICS, s) + '/' + family + '.json')}"
+        for s in sets
+    )
+
+
+_rule_names = set()
+for (_d, _m, _v, _s), _sets in (_model_groups().items() if METRIC_JOBS == "model" else []):
+    _tag = re.sub(r"\W", "_", f"{_d}_{_m}_{_v}_s{_s}")
+    while _tag in _rule_names:
+        _tag += "_"
+    _rule_names.add(_tag)
+    _where = f"{_d}/metrics/{_m}/{_v}/s{_s}"
+    _w = _set_wildcards(_sets[0])
+
+    # FID + KID + precision/recall of every sample set of one trained model
+    rule:
+        name:
+            f"metrics_fid_model_{_tag}"
+        input:
+            samples=[f"{expand_set(SAMPLES, s)}/samples.npz" for s in _sets],
+            ref=FID_REF.format(dataset=_d),
+        output:
+            json=[f"{expand_set(METRICS, s)}/fid.json" for s in _sets],
+            features=[f"{expand_set(METRICS, s)}/features.npz" for s in _sets],
+        log:
+            f"{R}/logs/{_where}/fid.log",
+        benchmark:
+            f"{R}/benchmarks/{_where}/fid.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: res("metrics", "threads")
+        resources:
+            **{**job_resources("metrics"), "runtime": res("metrics", "runtime") * len(_sets)},
+        params:
+            sets=_grouped_sets_args(_sets, "fid"),
+        shell:
+            "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.fid calc --ref {input.ref} --threads {threads}"
+            " {params.sets} > {log} 2>&1"
+
+    # CLIP score and FD_CLIP of every sample set of one trained model
+    rule:
+        name:
+            f"metrics_clip_model_{_tag}"
+        input:
+            **clip_model_input(_w),
+            samples=[f"{expand_set(SAMPLES, s)}/samples.npz" for s in _sets],
+            ref=CLIP_REF.format(dataset=_d),
+        output:
+            json=[f"{expand_set(METRICS, s)}/clip.json" for s in _sets],
+            scores=[f"{expand_set(METRICS, s)}/clip_scores.npz" for s in _sets],
+        log:
+            f"{R}/logs/{_where}/clip.log",
+        benchmark:
+            f"{R}/benchmarks/{_where}/clip.tsv"
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: res("metrics", "threads")
+        resources:
+            **{**job_resources("metrics"), "runtime": res("metrics", "runtime") * len(_sets)},
+        params:
+            clip=clip_spec(_w),
+            sets=_grouped_sets_args(_sets, "clip"),
+        shell:
+            "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.clip calc --clip {params.clip}"
+            " --ref {input.ref} --threads {threads} {params.sets} > {log} 2>&1"
+
+    workflow.ruleorder(f"metrics_fid_model_{_tag}", "metrics_fid")
+    workflow.ruleorder(f"metrics_clip_model_{_tag}", "metrics_clip")
