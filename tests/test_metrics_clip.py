@@ -71,6 +71,7 @@ def test_clip_cli_ref_calc(trained, tmp_path):
     assert rec["backend"] == "open_clip" and rec["backbone"]["name"].startswith("e2ed2-small-clip")
     assert rec["n"] == 30 and rec["labels"] == {"method": "real"}
     assert "model" in rec and rec["model"] is None  # real data: no model block
+    assert rec["captions"] == {"n": 30, "empty": 0}  # the report's C2 'not applicable' reads this
     assert rec["hardware"]["processor"] and rec["hardware"]["torch_cpu_capability"]
 
 

@@ -89,6 +89,10 @@ def score_set(images: common.ImageSet, backbone, ref: dict | None, args, job: di
         "labels": common.parse_labels(job["label"]), "timing": images.timing,
         "hardware": common.hardware(args.device_obj), "versions": common.versions(),
         "model": images.model,  # the sample set's model block; None for real data
+        # how many of the scored captions are empty: a dataset without captions makes the CLIP score
+        # chance-level, and the report then calls C2 not applicable
+        "captions": {"n": int(len(images.captions)),
+                     "empty": int(sum(not str(c).strip() for c in images.captions))},
     }
     return common.write_result(job["out"], record)
 
