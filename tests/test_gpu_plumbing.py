@@ -22,8 +22,8 @@ from e2ed2 import devices
 from tests.test_workflow import REPO, SNAKEMAKE, snakemake
 
 GPU_CONFIG = "workflows/config/gpu.yaml"
-GPU_STAGES = {"train", "sample", "metrics_fid", "metrics_clip", "fid_ref", "fid_floor", "clip_train", "clip_ref",
-              "clip_floor", "sigma_error", "learning_curve"}
+GPU_STAGES = {"train", "teacher_pairs", "sample", "metrics_fid", "metrics_clip", "fid_ref", "fid_floor", "clip_train",
+              "clip_ref", "clip_floor", "sigma_error", "learning_curve"}
 needs_snakemake = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed beside this python")
 
 
@@ -76,9 +76,11 @@ def test_gpu_dag_covers_both_datasets_every_method_three_blocks_two_seeds(gpu_da
         assert {m for d, m, _, _ in trained if d == dataset} == {"edm", "ddpm", "cd", "ct", "e2ed2"}
         assert {w["method"] for w in sampled if w["dataset"] == dataset} == {"edm", "ddpm", "ddim", "cd", "ct", "e2ed2"}
         arms = {v for d, m, v, _ in trained if d == dataset and m == "e2ed2"}
-        assert arms == {"main", "k1", "k4", "leaky", "noperc", "noadv", "tpair"}  # tpair: teacher pairing
-        for arm in arms:  # ≥ 2 training seeds for every E2ED² arm
-            assert {s for d, m, v, s in trained if (d, m, v) == (dataset, "e2ed2", arm)} >= {"0", "1"}
+        assert arms == {"main", "k1", "k4", "leaky", "noperc", "noadv", "paper"}  # paper: the literal reading
+        for arm in arms:  # ≥ 3 training seeds for every E2ED² arm and student
+            assert {s for d, m, v, s in trained if (d, m, v) == (dataset, "e2ed2", arm)} >= {"0", "1", "2"}
+        for student in ("cd", "ct"):
+            assert {s for d, m, v, s in trained if (d, m) == (dataset, student)} >= {"0", "1", "2"}
     blocks = Counter((w["dataset"], w["method"], w["variant"], w["seed"], w["sampler"], w["steps"]) for w in sampled)
     assert set(blocks.values()) == {3}, "every sample set has exactly 3 seed blocks"
 

@@ -34,14 +34,24 @@ def test_expansion_dataset_overrides_seeds_and_teachers():
     run = plan.run_config("digits", "e2ed2", "k1", 1)
     assert run["net"]["resolution"] == 8 and run["method"]["steps"] == 1 and run["train"]["seed"] == 1
     assert run["method"]["teacher"] == "results/default/digits/train/edm/main/s0/final.pt"
-    assert plan.train_seeds("mnist5k", "e2ed2", "main") == [0, 1] and plan.train_seeds("mnist5k", "ddim", "main") == [0]
+    # every student has three training seeds (method-level train_seeds); the teacher one
+    assert plan.train_seeds("mnist5k", "e2ed2", "main") == [0, 1, 2]
+    assert plan.train_seeds("mnist5k", "ddim", "main") == [0]
+    assert plan.train_seeds("digits", "cd", "main") == plan.train_seeds("digits", "e2ed2", "paper") == [0, 1, 2]
     assert plan.checkpoint_for("mnist5k", "ddim", "main", 0) == "results/default/mnist5k/train/edm/main/s0/final.pt"
-    # digits does not sample ddpm: it is not trained there; mnist5k needs it (a row and a diagnosis)
-    assert ("ddpm", "main") not in plan.needed("digits") and ("ddpm", "main") in plan.needed("mnist5k")
+    # mnist5k does not sample ddpm (nor diagnose it): it is not trained there; digits needs it (a row)
+    assert ("ddpm", "main") in plan.needed("digits") and ("ddpm", "main") not in plan.needed("mnist5k")
     sets = plan.sample_sets()
-    assert {s.seed for s in sets if s.method == "e2ed2" and s.variant == "main"} == {0, 1}
+    assert {s.seed for s in sets if s.method == "e2ed2" and s.variant == "main"} == {0, 1, 2}
     # an evaluate entry restricted to one dataset trains that model there only
-    assert ("e2ed2", "tpair") in plan.needed("mnist5k") and ("e2ed2", "tpair") not in plan.needed("digits")
+    cfg = resolve_config(DEFAULT, {"evaluate": {"e2ed2_paper_ddim": {"datasets": ["mnist5k"]}}})
+    assert ("e2ed2", "paper") in Plan(cfg).needed("mnist5k") and ("e2ed2", "paper") not in Plan(cfg).needed("digits")
+    # teacher pairs: one file per training seed, shared by the arms of that seed; leaky and data pairing draw none
+    pairs = {plan.pairs_file("digits", "e2ed2", v, 1) for v in ("main", "k1", "k4", "noperc", "noadv")}
+    assert pairs == {"results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-s1.npz"}
+    assert run["method"]["teacher_pairs"] == "results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-s1.npz"
+    assert plan.pairs_file("digits", "e2ed2", "leaky", 1) is None
+    assert plan.pairs_file("digits", "e2ed2", "paper", 1) is None
 
 
 def test_curve_models_are_trained_where_diagnosed():
@@ -54,6 +64,7 @@ def test_curve_models_are_trained_where_diagnosed():
     with pytest.raises(ValueError, match="unknown diagnostic 'curves'"):
         plan.diagnosed("digits", "curves")
     cfg["diagnostics"]["curve_models"] = []
+    cfg["evaluate"] = {k: v for k, v in cfg["evaluate"].items() if not k.startswith("ddpm")}
     assert ("ddpm", "main") not in Plan(cfg).needed("digits")
 
 

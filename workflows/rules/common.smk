@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import sys
+from types import SimpleNamespace
 
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
@@ -293,4 +294,43 @@ def all_targets():
         metric_outputs("fid")
         + metric_outputs("clip")
         + [f"{R}/{d}/metrics/floor/fid.json" for d in PLAN.datasets()]
+    )
+
+
+# ---- metrics.jobs: model — every sample set of one trained model in one metric job ------------
+METRIC_JOBS = config["metrics"].get("jobs", "set")
+
+
+def _model_groups():
+    """{(dataset, method, variant, seed): [SampleSet, ...]} in plan order."""
+    groups = {}
+    for s in PLAN.sample_sets():
+        groups.setdefault((s.dataset, s.method, s.variant, s.seed), []).append(s)
+    return groups
+
+
+def _set_wildcards(s):
+    """A SampleSet as the per-set rules' wildcards (strings), for metric_labels and clip_spec."""
+    return SimpleNamespace(
+        dataset=s.dataset,
+        method=s.method,
+        variant=s.variant,
+        seed=str(s.seed),
+        sampler=s.sampler,
+        steps=str(s.steps),
+        block=str(s.block),
+    )
+
+
+def _grouped_sets_args(sets, family):
+    """--samples DIR <labels> --save-x NPZ --out JSON for each set, as the per-set rule orders them."""
+    keep, name = {
+        "fid": ("--save-features", "features.npz"),
+        "clip": ("--save-scores", "clip_scores.npz"),
+    }[family]
+    return " ".join(
+        f"--samples {shlex.quote(expand_set(SAMPLES, s))} {metric_labels(_set_wildcards(s))}"
+        f" {keep} {shlex.quote(f'{expand_set(METRICS, s)}/{name}')}"
+        f" --out {shlex.quote(f'{expand_set(METRICS, s)}/{family}.json')}"
+        for s in sets
     )

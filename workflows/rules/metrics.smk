@@ -196,38 +196,10 @@ rule clip_floor:
 # `metrics: {jobs: model}` scores all sets of a trained model in one `calc` process per family. Each
 # set's JSON and replicate file stay outputs of their own, byte-identical to the per-set rule's but
 # for the timing fields; the per-set rules above remain for any set outside the plan (ruleorder).
-METRIC_JOBS = config["metrics"].get("jobs", "set")
-
-
-def _model_groups():
-    """{(dataset, method, variant, seed): [SampleSet, ...]} in plan order."""
-    groups = {}
-    for s in PLAN.sample_sets():
-        groups.setdefault((s.dataset, s.method, s.variant, s.seed), []).append(s)
-    return groups
-
-
-def _set_wildcards(s):
-    """A SampleSet as the per-set rules' wildcards (strings), for metric_labels and clip_spec."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(dataset=s.dataset, method=s.method, variant=s.variant, seed=str(s.seed),
-                           sampler=s.sampler, steps=str(s.steps), block=str(s.block))
-
-
-def _grouped_sets_args(sets, family):
-    """--samples DIR <labels> --save-x NPZ --out JSON for each set, as the per-set rule orders them."""
-    keep, name = {"fid": ("--save-features", "features.npz"), "clip": ("--save-scores", "clip_scores.npz")}[family]
-    return " ".join(
-        f"--samples {shlex.quote(expand_set(SAMPLES, s))} {metric_labels(_set_wildcards(s))}"
-        f" {keep} {shlex.quote(expand_set(METRICS, s) + '/' + name)}"
-        f" --out {shlex.quote(expand_set(METRICS, s) + '/' + family + '.json')}"
-        for s in sets
-    )
-
-
 _rule_names = set()
-for (_d, _m, _v, _s), _sets in (_model_groups().items() if METRIC_JOBS == "model" else []):
+for (_d, _m, _v, _s), _sets in (
+    _model_groups().items() if METRIC_JOBS == "model" else []
+):
     _tag = re.sub(r"\W", "_", f"{_d}_{_m}_{_v}_s{_s}")
     while _tag in _rule_names:
         _tag += "_"
@@ -253,7 +225,10 @@ for (_d, _m, _v, _s), _sets in (_model_groups().items() if METRIC_JOBS == "model
             "../envs/e2ed2.yaml"
         threads: res("metrics", "threads")
         resources:
-            **{**job_resources("metrics"), "runtime": res("metrics", "runtime") * len(_sets)},
+            **{
+                **job_resources("metrics"),
+                "runtime": res("metrics", "runtime") * len(_sets),
+            },
         params:
             sets=_grouped_sets_args(_sets, "fid"),
         shell:
@@ -279,7 +254,10 @@ for (_d, _m, _v, _s), _sets in (_model_groups().items() if METRIC_JOBS == "model
             "../envs/e2ed2.yaml"
         threads: res("metrics", "threads")
         resources:
-            **{**job_resources("metrics"), "runtime": res("metrics", "runtime") * len(_sets)},
+            **{
+                **job_resources("metrics"),
+                "runtime": res("metrics", "runtime") * len(_sets),
+            },
         params:
             clip=clip_spec(_w),
             sets=_grouped_sets_args(_sets, "clip"),
