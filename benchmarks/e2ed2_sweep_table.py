@@ -25,13 +25,17 @@ def knobs(row) -> str:
         if not k.startswith("knob_") or k.startswith("knob_train_") or pd.isna(v):
             continue
         name = k[len("knob_"):]
+        if name.startswith("teacher_") and row.get("knob_pairing") != "teacher":
+            continue  # the teacher's sampler settings matter only to the teacher pairing
         if name in BASE and v != BASE[name] or name not in BASE and name in EXTRA:
+            v = int(v) if isinstance(v, float) and v.is_integer() else v
+            v = str(v).rsplit("/", 1)[-1] if name == "teacher_pairs" else v
             out.append(f"{name}={v}")
     return ", ".join(out) or "(committed recipe)"
 
 
 EXTRA = ("teacher_steps", "teacher_pairs", "adv_weight", "disc", "disc_steps", "disc_warmup", "rec_schedule",
-         "rec_final", "r1_gamma")
+         "rec_final", "r1_gamma", "diag_every")
 
 
 def cell(g: pd.DataFrame, col: str, digits: int) -> str:
@@ -42,11 +46,14 @@ def cell(g: pd.DataFrame, col: str, digits: int) -> str:
 
 
 def table(rows: pd.DataFrame) -> str:
-    lines = ["| dataset | variant | knobs (vs committed) | step | images | NFE | FID | recall | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | variant | knobs (vs committed) | step | images | train s | NFE | FID | recall | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (d, v, step, nfe), g in rows.groupby(["dataset", "variant", "step", "nfe"], sort=True):
-        lines.append(f"| {d} | {v} | {knobs(g.iloc[0])} | {step} | {int(g['images_seen'].iloc[0]):,} | {nfe} | "
-                     f"{cell(g, 'fid', 1)} | {cell(g, 'recall', 3)} | {','.join(map(str, sorted(g['seed'])))} |")
+        final = (g["step"] == g["train_steps"]).all()  # the run's wall time belongs to its final row
+        secs = f"{g['train_seconds'].mean():.0f}" if final else ""
+        seeds = ",".join(map(str, sorted(g["seed"])))
+        lines.append(f"| {d} | {v} | {knobs(g.iloc[0])} | {step} | {int(g['images_seen'].iloc[0]):,} | {secs} | "
+                     f"{nfe} | {cell(g, 'fid', 1)} | {cell(g, 'recall', 3)} | {seeds} |")
     return "\n".join(lines)
 
 
