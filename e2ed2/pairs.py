@@ -10,10 +10,10 @@ the distillation dataset of Luhman & Luhman 2021 ("Knowledge distillation in ite
 generative models"), with E2ED²'s perceptual and adversarial terms still on top.
 
 A pairs file (``.npz``) holds ``z`` (float32, M×C×H×W, N(0, I)), ``x`` (float32, the teacher's
-sample in the model's range [-1, 1]), ``captions`` (str, M: training captions drawn uniformly
-with the same generator), ``dropped`` (bool, M: a ``cond_drop`` fraction under the null condition
-of classifier-free guidance — all-padding tokens, as the training loop's caption dropout makes
-them — so the pairs follow the trainer's caption dropout), and ``meta`` (JSON: teacher
+sample in the model's range [-1, 1]), ``captions`` (str, M: every distinct training caption
+as evenly as M allows, in an order drawn with the same generator), ``dropped`` (bool, M: a
+``cond_drop`` fraction under the null condition of classifier-free guidance — all-padding
+tokens, as the training loop's caption dropout makes them), and ``meta`` (JSON: teacher
 checkpoint and run hash, sampler, steps, seed, dataset, dtype).
 
     python -m e2ed2.make_pairs --teacher edm/final.pt --data mnist5k.npz --n 3840 --steps 10 --seed 0 --out pairs.npz
@@ -59,6 +59,22 @@ def null_dropped(tokens: torch.Tensor, dropped: np.ndarray) -> torch.Tensor:
     return tokens
 
 
+def balanced_captions(captions: np.ndarray, n: int, cond_drop: float, g: torch.Generator):
+    """n captions covering every distinct training caption as evenly as n allows (the trainer draws
+    each batch row's pair among the pairs of its own caption, so every caption needs one), and a
+    ``cond_drop`` fraction (at least one when > 0) under the null condition; rows in random order."""
+    unique = np.unique(captions)
+    n_drop = max(1, round(cond_drop * n)) if cond_drop > 0 else 0
+    if n - n_drop < len(unique):
+        raise ValueError(f"{n} pairs cannot cover the {len(unique)} distinct training captions (+ {n_drop} null); "
+                         "draw more pairs (--n), or train with teacher_pairs: null (the teacher per step)")
+    order = unique[torch.randperm(len(unique), generator=g).numpy()]
+    picked = np.concatenate([order[np.arange(n - n_drop) % len(unique)], np.full(n_drop, order[0])])
+    dropped = np.arange(n) >= n - n_drop
+    perm = torch.randperm(n, generator=g).numpy()
+    return picked[perm], dropped[perm]
+
+
 def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, seed: int,
                batch_size: int = 64, cond_drop: float = 0.0) -> TeacherPairs:
     """Draw n noises and captions from one generator seeded with ``seed``; integrate the teacher's
@@ -68,8 +84,7 @@ def make_pairs(teacher, captions: np.ndarray, n: int, steps: int, sampler: str, 
     g = torch.Generator("cpu").manual_seed(int(seed))
     cfg = teacher.net.config
     z = torch.randn((n, cfg.image_channels, cfg.resolution, cfg.resolution), generator=g)
-    picked = captions[torch.randint(0, len(captions), (n,), generator=g).numpy()].astype(str)
-    dropped = (torch.rand(n, generator=g) < cond_drop).numpy()
+    picked, dropped = balanced_captions(np.asarray(captions, dtype=str), n, cond_drop, g)
     tokens = null_dropped(tokenize(list(picked), cfg.vocab_size, cfg.max_tokens), dropped)
     out = []
     with torch.no_grad():

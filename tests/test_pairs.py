@@ -38,8 +38,8 @@ def test_pairs_are_the_teachers_samples_from_their_noise(teacher, tmp_path):
         x = method.sample(pairs.z[:5], tokens, 3, sampler="ddim")
     torch.testing.assert_close(x, pairs.x[:5], rtol=1e-5, atol=1e-5)
     # the seed decides the pairs: another seed, other noises
-    again = P.make_pairs(method, np.asarray(pairs.captions), 4, 3, "ddim", seed=8)
-    assert not torch.equal(again.z, pairs.z[:4])
+    again = P.make_pairs(method, np.asarray(pairs.captions), 10, 3, "ddim", seed=8)
+    assert not torch.equal(again.z, pairs.z)
 
 
 def test_broken_pairs_files_are_refused_by_name(tmp_path):
@@ -103,3 +103,14 @@ def test_e2ed2_regresses_on_the_drawn_pairs(teacher, tmp_path):
         method.draw_pairs(unseen, torch.Generator(), "cpu", torch.float32)
     with pytest.raises(ConfigError, match="start: pure"):
         build_method({"method": {**knobs, "start": "leaky"}, "net": dict(TINY_NET)})
+
+
+def test_pairs_cover_every_caption_or_are_refused(teacher):
+    ckpt, _ = teacher
+    method, _ = load_method(ckpt)
+    captions = np.array([f"a blob of class {i % 7}" for i in range(40)])
+    pairs = P.make_pairs(method, captions, 16, 1, "ddim", seed=0, cond_drop=0.1)
+    kept = pairs.captions[~pairs.dropped]
+    assert set(kept) == set(captions) and pairs.dropped.sum() == 2  # 14 rows cover the 7 captions twice
+    with pytest.raises(ValueError, match="cannot cover the 7 distinct"):
+        P.make_pairs(method, captions, 6, 1, "ddim", seed=0)
