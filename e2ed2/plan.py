@@ -182,10 +182,11 @@ class Plan:
             raise ConfigError(f"models.{method}.variants.{variant}: pairs: needs a teacher: (method/variant)")
         pairs = spec["pairs"]
         train = self.run_train(dataset, spec)
-        n = int(train["steps"]) * int(train["batch_size"])
+        tc = TrainConfig.from_dict(train)  # the resolved knobs: cond_drop's default when the config omits it
+        n = tc.steps * tc.batch_size
         teacher = spec["teacher"].replace("/", "-")
         return (f"{self.R}/{dataset}/pairs/{teacher}/{pairs.get('sampler', 'ddim')}-{int(pairs.get('steps', 10))}"
-                f"-n{n}-drop{float(train.get('cond_drop', 0.0)):g}-s{seed}.npz")
+                f"-n{n}-drop{tc.cond_drop:g}-s{seed}.npz")
 
     def run_train(self, dataset: str, spec: dict) -> dict:
         """The train block of a model: the config's, the dataset's, then the model's own."""
