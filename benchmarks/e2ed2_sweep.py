@@ -38,8 +38,7 @@ def run_config(plan: Plan, dataset: str, overrides: dict, seed: int, steps: int,
     run = plan.run_config(dataset, "e2ed2", "main", seed)
     run["method"] = deep_merge(run["method"], overrides.get("method"))
     run["train"] = deep_merge(run["train"], overrides.get("train"))
-    run["train"].setdefault("steps", steps)
-    run["train"]["steps"] = overrides.get("train", {}).get("steps", steps)
+    run["train"]["steps"] = (overrides.get("train") or {}).get("steps", steps)
     run["train"]["snapshots"] = [s for s in snapshots if s < run["train"]["steps"]]
     run["train"]["threads"] = 1
     # teacher pairs only where the variant can use them and they exist for its budget and seed
