@@ -21,7 +21,9 @@ with x the data paired with c. Knobs (``python -m e2ed2.train --list-knobs e2ed2
   encoder at a re-noised input, ln σ ~ N(``disc_sigma_mean``, ``disc_sigma_std``²); Sauer et al.
   2024); ``adv_weight: adaptive`` scales λ_adv by VQGAN's gradient ratio at the UNet's output conv
   (Esser et al. 2021, eq. 7), capped at ``adv_weight_max``; ``disc_steps`` D updates per G update;
-  ``disc_warmup`` first iterations train D only (G frozen, its adversarial weight 0).
+  ``disc_warmup`` first iterations train D only (G frozen, its adversarial weight 0); ``disc_fakes:
+  reuse`` scores the generator phase's own x̂ (detached) in the last D phase, one K-step chain per
+  iteration instead of two (as ADD does, Sauer et al. 2023); ``fresh`` draws D's fakes separately.
 - diagnostics: D's accuracy on real/fake and logit gap every step; with ``diag_every: n`` every
   n-th iteration also each weighted term's per-sample gradient norm at x̂ (extra backward passes).
 """
@@ -85,6 +87,9 @@ class E2ED2Config(DiffusionConfig):
     disc_sigma_std: float = knob(1.6, gt=0, doc="disc teacher: std of ln σ of the re-noised input")
     disc_steps: int = knob(1, min=1, doc="discriminator updates per generator update")
     disc_warmup: int = knob(0, min=0, doc="first iterations in which only D trains (G frozen)")
+    disc_fakes: Literal["fresh", "reuse"] = knob(
+        "fresh", doc="D's fakes: a fresh no-grad K-step chain of their own, or (reuse) the generator's x̂ of "
+                     "the same iteration, detached: one K-step chain per iteration instead of two (as in ADD)")
     r1_gamma: float = knob(0.0, min=0.0, doc="R1 weight γ (penalty γ/2·‖∇D‖²); 0 = off")
     backprop_last: int = knob(0, min=0, doc="k > 0: gradients through only the last k steps; 0 = all")
     checkpointing: bool = knob(True, doc="recompute each step's activations in backward (memory flat in K)")
@@ -135,6 +140,7 @@ class E2ED2(Method):
         super().__init__(cfg, net_cfg)
         self.default_sampler = cfg.sampler
         self.step_now, self.total_steps = 0, None  # the loop's iteration (begin_step)
+        self._disc_phase, self._chain = 0, None
         self.diagnostics: dict[str, torch.Tensor | float] = {}
         if cfg.lambda_adv > 0:
             self.phases = ("disc", "main")
@@ -161,10 +167,20 @@ class E2ED2(Method):
     def begin_step(self, step: int, total: int) -> tuple[str, ...]:
         """``disc_steps`` D updates, then the generator's, which waits out ``disc_warmup``."""
         self.step_now, self.total_steps = step, total
+        self._disc_phase, self._chain = 0, None  # disc_fakes: reuse — this iteration's D phases, kept x̂
         if self.cfg.lambda_adv <= 0:
             return self.phases
         disc = ("disc",) * self.cfg.disc_steps
         return disc if step < self.cfg.disc_warmup else disc + ("main",)
+
+    def reuse_fakes_now(self) -> bool:
+        """disc_fakes: reuse — keep this D phase's x̂ for the generator phase: only in the last D phase
+        of an iteration that has a generator phase (after disc_warmup)."""
+        cfg = self.cfg
+        if cfg.disc_fakes != "reuse" or self.step_now < cfg.disc_warmup:
+            return False
+        self._disc_phase += 1
+        return self._disc_phase == cfg.disc_steps
 
     def step_stats(self) -> dict[str, float]:
         stats = {k: float(v) for k, v in self.diagnostics.items()}
@@ -256,12 +272,20 @@ class E2ED2(Method):
             c = batch.tokens
         x0 = batch.x
         if phase == "disc":
-            with torch.no_grad():  # the fakes only: no K-step graph to build and throw away
+            if self.reuse_fakes_now():  # x̂ with its graph, kept for this iteration's generator phase
                 fake = self.generate(z, c, x0, generator)
-            return self.disc_loss(x0, fake, c, real_cond=batch.tokens, generator=generator)
+                self._chain = (fake, z, c, pair_target if cfg.teacher_pairs else None, batch)
+            else:
+                with torch.no_grad():  # the fakes only: no K-step graph to build and throw away
+                    fake = self.generate(z, c, x0, generator)
+            return self.disc_loss(x0, fake.detach(), c, real_cond=batch.tokens, generator=generator)
         if phase != "main":
             raise ValueError(f"e2ed2: unknown phase {phase!r}")
-        x_hat = self.generate(z, c, x0, generator)
+        if self._chain is not None:  # disc_fakes: reuse — the chain the D phase ran from the same step
+            (x_hat, z, c, pair_target, batch), self._chain = self._chain, None
+            x0 = batch.x
+        else:
+            x_hat = self.generate(z, c, x0, generator)
         if cfg.teacher_pairs:
             target = pair_target
         elif cfg.pairing == "teacher":

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from .config import ConfigError, deep_merge, did_you_mean
 from .data import peek_shape
 from .nets import UNetConfig
-from .registry import validate_run_config
+from .registry import method_config, validate_run_config
 from .train import TrainConfig
 from .workflow_config import (  # noqa: F401 (the workflow's config API, re-exported for the Snakefile)
     DEFAULT_CONFIG,
@@ -168,11 +168,12 @@ class Plan:
     def pairs_file(self, dataset: str, method: str, variant: str, seed: int) -> str | None:
         """The teacher-pairs file (e2ed2.pairs) a model trains on, or None.
 
-        A model with a ``pairs: {steps, sampler}`` block whose method knobs say ``pairing: teacher``
-        and ``start: pure`` reads its targets from pairs drawn once per (teacher, sampler, steps,
-        budget, seed) — shared by every arm of that seed — instead of integrating the teacher's
-        ODE in every step. The budget M is the run's training images (steps × batch size).
-        ``start: leaky`` draws its targets in the step (its start depends on the batch's data).
+        A model with ``pairs: true`` whose method knobs say ``pairing: teacher`` and ``start: pure``
+        reads its targets from pairs drawn once per (teacher, sampler, steps, budget, seed) — shared
+        by every arm of that seed — instead of integrating the teacher's ODE in every step. The
+        sampler and steps are the model's own resolved ``teacher_sampler``/``teacher_steps`` knobs
+        (one home: the method config); the budget M is the run's training images (steps × batch
+        size). ``start: leaky`` draws its targets in the step (its start depends on the batch's data).
         """
         spec = self.model_spec(dataset, method, variant)
         knobs = spec.get("method") or {}
@@ -180,12 +181,12 @@ class Plan:
             return None
         if "teacher" not in spec:
             raise ConfigError(f"models.{method}.variants.{variant}: pairs: needs a teacher: (method/variant)")
-        pairs = spec["pairs"]
+        _, mc = method_config({"name": spec.get("registry_name", method), **knobs})
         train = self.run_train(dataset, spec)
         tc = TrainConfig.from_dict(train)  # the resolved knobs: cond_drop's default when the config omits it
         n = tc.steps * tc.batch_size
         teacher = spec["teacher"].replace("/", "-")
-        return (f"{self.R}/{dataset}/pairs/{teacher}/{pairs.get('sampler', 'ddim')}-{int(pairs.get('steps', 10))}"
+        return (f"{self.R}/{dataset}/pairs/{teacher}/{mc.teacher_sampler}-{int(mc.teacher_steps)}"
                 f"-n{n}-drop{tc.cond_drop:g}-s{seed}.npz")
 
     def run_train(self, dataset: str, spec: dict) -> dict:
@@ -265,21 +266,23 @@ class Plan:
                 if "teacher" in spec:
                     self.model_spec(dataset, *spec["teacher"].split("/"))
                 for seed in self.train_seeds(dataset, m, v):
-                    self._parse_run_config(dataset, m, v, self.run_config(dataset, m, v, seed))
+                    self._parse_run_config(dataset, m, v, seed)
         for s in self.sample_sets():
             self.model_spec(s.dataset, s.method, s.variant)
             self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
 
-    def _parse_run_config(self, dataset: str, m: str, v: str, run: dict) -> None:
+    def _parse_run_config(self, dataset: str, m: str, v: str, seed: int) -> None:
         """The typed method, net and train configs of one run config; a bad knob is a ConfigError
         naming the model, the closest valid key and the file that set the bad one."""
+        run = None
         try:
+            run = self.run_config(dataset, m, v, seed)  # resolves the method knobs too (pairs_file)
             validate_run_config(run)
             TrainConfig.from_dict(run["train"])
             return
         except KeyError:  # UNetConfig.from_dict: unknown net keys
             valid = sorted(UNetConfig.__dataclass_fields__)
-            unknown = sorted(set(run["net"]) - set(valid))
+            unknown = sorted(set((run or {}).get("net") or {}) - set(valid)) or ["?"]
             e = ConfigError(f"net: unknown key(s) {unknown}{did_you_mean(unknown[0], valid)}; valid keys: {valid}",
                             key=unknown[0])
         except ConfigError as err:

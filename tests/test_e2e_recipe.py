@@ -207,6 +207,28 @@ def test_disc_warmup_freezes_the_generator_and_disc_steps_repeat_d(tiny_path):
     assert m.begin_step(1, 10) == ("disc", "disc") and m.begin_step(2, 10) == ("disc", "disc", "main")
 
 
+@pytest.mark.parametrize("disc_steps,warmup", [(1, 0), (2, 1)])
+def test_disc_fakes_reuse_runs_one_chain_per_iteration(tiny_path, disc_steps, warmup):
+    """disc_fakes: reuse — the generator phase uses the x̂ the last D phase scored (detached there):
+    K fewer UNet calls per iteration (the last D phase's own chain); D still trains and G still moves;
+    an iteration without a generator phase (warm-up) keeps no graph."""
+    K = 2
+    knobs = dict(init="scratch", T=100, lambda_adv=0.5, steps=K, disc_steps=disc_steps, disc_warmup=warmup)
+    calls = {}
+    for fakes in ("fresh", "reuse"):
+        trainer = Trainer(run_config(tiny_path, disc_fakes=fakes, **knobs), load_dataset(tiny_path))
+        m, counted = trainer.method, []
+        m.net.register_forward_hook(lambda *_: counted.append(1))
+        for step in range(warmup + 1):
+            n0, net0, disc0 = len(counted), params(m.net), params(m.disc)
+            stats = trainer.step()
+            assert m._chain is None  # nothing kept past its iteration
+            assert not same(params(m.disc), disc0) and math.isfinite(stats["loss_disc"])
+        assert "loss_main" in stats and not same(params(m.net), net0)
+        calls[fakes] = len(counted) - n0
+    assert calls["fresh"] - calls["reuse"] == K  # the last D phase's own K-step chain is gone
+
+
 # ---- (e) OT pairing keeps each caption with its image ------------------------------------------
 def test_ot_pairing_keeps_captions_with_their_images(tiny_path, monkeypatch):
     m = scratch(tiny_path, pairing="ot", lambda_perc=0.0)

@@ -297,15 +297,18 @@ def all_targets():
     )
 
 
-# ---- metrics.jobs: model — every sample set of one trained model in one metric job ------------
+# ---- metrics.jobs: arm | model — the sample sets of one arm (all its training seeds) or of one
+# trained model (one seed) in one metric job per family; set: one job per sample set ----------
 METRIC_JOBS = config["metrics"].get("jobs", "set")
 
 
 def _model_groups():
-    """{(dataset, method, variant, seed): [SampleSet, ...]} in plan order."""
+    """{(dataset, method, variant, seed or None): [SampleSet, ...]} in plan order; seed None when
+    ``metrics.jobs`` is arm (every training seed of the arm in one group)."""
     groups = {}
     for s in PLAN.sample_sets():
-        groups.setdefault((s.dataset, s.method, s.variant, s.seed), []).append(s)
+        seed = None if METRIC_JOBS == "arm" else s.seed
+        groups.setdefault((s.dataset, s.method, s.variant, seed), []).append(s)
     return groups
 
 

@@ -190,21 +190,22 @@ rule clip_floor:
         " {params.labels} --out {output.json} > {log} 2>&1"
 
 
-# ---- one job per trained model: every sample set of a (dataset, method, variant, seed) in one process
+# ---- one job per arm (or per trained model): its sample sets in one process per family
 # A metric job's process start-up (python, torch, the metric modules, the Inception network or CLIP,
-# the references) is ~4 s of its ~8.7 s FID / ~4 s CLIP at n = 50 (benchmarks/bench_metrics_overhead.py):
-# `metrics: {jobs: model}` scores all sets of a trained model in one `calc` process per family. Each
+# the references) is ~4 s of its ~26 s FID / ~5 s CLIP at n = 200 (benchmarks/bench_metrics_overhead.py):
+# `metrics: {jobs: arm}` (the default) scores all sets of an arm — every training seed, sampler and
+# step budget — in one `calc` process per family; `jobs: model` one process per training seed. Each
 # set's JSON and replicate file stay outputs of their own, byte-identical to the per-set rule's but
 # for the timing fields; the per-set rules above remain for any set outside the plan (ruleorder).
 _rule_names = set()
 for (_d, _m, _v, _s), _sets in (
-    _model_groups().items() if METRIC_JOBS == "model" else []
+    _model_groups().items() if METRIC_JOBS in ("model", "arm") else []
 ):
-    _tag = re.sub(r"\W", "_", f"{_d}_{_m}_{_v}_s{_s}")
+    _tag = re.sub(r"\W", "_", f"{_d}_{_m}_{_v}" + ("" if _s is None else f"_s{_s}"))
     while _tag in _rule_names:
         _tag += "_"
     _rule_names.add(_tag)
-    _where = f"{_d}/metrics/{_m}/{_v}/s{_s}"
+    _where = f"{_d}/metrics/{_m}/{_v}" + ("" if _s is None else f"/s{_s}")
     _w = _set_wildcards(_sets[0])
 
     # FID + KID + precision/recall of every sample set of one trained model
