@@ -43,6 +43,26 @@ def parser(module: str, description: str, **kwargs) -> argparse.ArgumentParser:
                                    **kwargs)
 
 
+def out_path(kind: str) -> Callable[[str], str]:
+    """An argparse ``type`` for ``--out``: a ``folder`` or a ``file`` path that can be written —
+    checked when the arguments are parsed, before any work (no sampling 200 images to then
+    fail on a name taken by a file)."""
+
+    def check(text: str) -> str:
+        p = Path(text)
+        for parent in p.parents:
+            if parent.exists() and not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+        if kind == "folder" and p.exists() and not p.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file; --out takes a folder (a new name, or delete the file)")
+        if kind == "file" and p.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; --out takes a file path inside it")
+        return text
+
+    check.__name__ = f"{kind} path"  # argparse names the type in its message
+    return check
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """``main(argv)`` with expected errors turned into one ``error:`` line (see module docstring)."""
     if os.environ.get(DEBUG_ENV):
@@ -55,6 +75,9 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except RUN_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's code for SIGINT; atomic writes left nothing half-written
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 def process_gone(pid: int) -> bool:

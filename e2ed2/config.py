@@ -66,8 +66,12 @@ def parse(cls, values: dict | None, where: str):
     kwargs = {}
     for key, value in values.items():
         name = f"{where}.{key}"
-        kwargs[key] = coerce(value, hints[key], name)
-        check_bounds(kwargs[key], fields[key].metadata.get("bounds", {}), name, shown=value)
+        try:
+            kwargs[key] = coerce(value, hints[key], name)
+            check_bounds(kwargs[key], fields[key].metadata.get("bounds", {}), name, shown=value)
+        except ConfigError as e:  # the key, so that a caller can name the file that set it
+            e.key = e.key or key
+            raise
     try:
         return cls(**kwargs)
     except ConfigError:

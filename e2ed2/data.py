@@ -412,7 +412,7 @@ def build_parser():
     p = cli.parser("e2ed2.data", "Convert a dataset to the harness .npz format (uint8 N×C×H×W images, captions, "
                    "labels, split).")
     p.add_argument("source", help=f"built-in name ({', '.join(sorted(BUILTIN))}), an .npz file, or an image folder")
-    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--out", required=True, type=cli.out_path("file"), help="output .npz path")
     p.add_argument("--key", action="append", default=[], metavar="ROLE=NAME",
                    help="the .npz array holding ROLE (images, labels, captions, split), e.g. --key images=x; "
                         "default: the role's own name, or x (images) / y (labels)")

@@ -32,7 +32,7 @@ def build_parser():
                    help="bf16: the teacher in bf16 autocast, as it runs inside an E2ED² step under train.amp bf16")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--out", required=True, help="the pairs .npz to write")
+    p.add_argument("--out", required=True, type=cli.out_path("file"), help="the pairs .npz to write")
     return p
 
 

@@ -17,31 +17,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ConfigError, knob, parse
+
 
 @dataclass
 class UNetConfig:
-    image_channels: int = 1
-    resolution: int = 32
-    channels: int = 16  # default sized for CPU: ≈1.0 M parameters at 32×32×1
-    channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 1
-    attn_resolutions: tuple[int, ...] = (8,)
-    dropout: float = 0.0
-    vocab_size: int = 4096
-    max_tokens: int = 16
-    text_dim: int = 64
-    text_layers: int = 1
+    """The ``net:`` block: typed and bounded like the method knobs (e2ed2.config.parse), and
+    checked for a buildable architecture (a resolution that halves cleanly at every level,
+    attention only at resolutions the UNet reaches, widths GroupNorm and the heads divide)."""
+    image_channels: int = knob(1, min=1, doc="channels of the images (1 grey, 3 RGB)")
+    resolution: int = knob(32, min=1, doc="height = width of the images")
+    channels: int = knob(16, min=1, doc="base width; level i has channels × channel_mult[i]")  # ≈1.0 M params
+    channel_mult: tuple[int, ...] = knob((1, 2, 4), min=1, doc="width multiplier per level (one level per entry)")
+    num_res_blocks: int = knob(1, min=1, doc="residual blocks per level")
+    attn_resolutions: tuple[int, ...] = knob((8,), min=1, doc="resolutions with self-attention")
+    dropout: float = knob(0.0, min=0.0, lt=1.0, doc="dropout in the residual blocks")
+    vocab_size: int = knob(4096, min=2, doc="caption token vocabulary (hashed words)")
+    max_tokens: int = knob(16, min=1, doc="caption length in tokens")
+    text_dim: int = knob(64, min=4, doc="width of the caption encoder (4 heads)")
+    text_layers: int = knob(1, min=0, doc="transformer layers of the caption encoder")
+
+    def __post_init__(self):
+        levels = len(self.channel_mult)
+        if levels == 0:
+            raise ConfigError("net.channel_mult: needs at least one level, e.g. [1, 2, 4]", key="channel_mult")
+        if self.resolution % 2 ** (levels - 1):
+            raise ConfigError(f"net.resolution: {self.resolution} does not halve {levels - 1} times "
+                              f"({levels} levels of channel_mult); use a multiple of {2 ** (levels - 1)} or "
+                              "fewer levels", key="resolution")
+        reached = [self.resolution // 2 ** i for i in range(levels)]
+        unused = [r for r in self.attn_resolutions if r not in reached]
+        if unused:
+            raise ConfigError(f"net.attn_resolutions: {unused} not reached; the UNet's levels are at {reached}",
+                              key="attn_resolutions")
+        for mult in self.channel_mult:
+            c = self.channels * mult
+            if c % min(8, c) or (self.resolution // 2 ** self.channel_mult.index(mult) in self.attn_resolutions
+                                 and c % 4):
+                raise ConfigError(f"net.channels × channel_mult = {c}: GroupNorm needs a multiple of 8 (or < 8) and "
+                                  "attention a multiple of 4; e.g. channels: 16", key="channels")
+        if self.text_dim % 4:
+            raise ConfigError(f"net.text_dim: {self.text_dim} is not a multiple of the caption encoder's 4 heads",
+                              key="text_dim")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> UNetConfig:
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"unknown UNet config keys {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        for k in ("channel_mult", "attn_resolutions"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+        """The typed block; a bad key or value is a ConfigError naming ``net.<key>`` (with its key)."""
+        return parse(cls, d, "net")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -236,11 +236,19 @@ class Plan:
 
     def fit_net(self, dataset: str, method: str, variant: str, net: dict) -> dict:
         """``net`` with image_channels and resolution from the data where the config leaves them
-        out; a value the config sets must equal the data's (ConfigError naming the fix)."""
+        out (attention kept at the same levels); a value the config sets must equal the data's
+        (ConfigError naming the fix)."""
         shape = self.data_shape(dataset)
         if shape is None:
             return net
         net = dict(net)
+        if "resolution" not in net and all(isinstance(net.get(k, ()), (list, tuple))
+                                           for k in ("attn_resolutions", "channel_mult")):
+            # attention stays at the same UNet levels: at level i the configured (or default)
+            # resolution r becomes the data's resolution // 2^i (32 → 28: [8] → [7])
+            r0, levels = UNetConfig.resolution, len(net.get("channel_mult") or UNetConfig.channel_mult)
+            at = {r0 // 2 ** i: shape[1] // 2 ** i for i in range(levels)}
+            net["attn_resolutions"] = [at.get(r, r) for r in net.get("attn_resolutions", UNetConfig.attn_resolutions)]
         for key, value in zip(("image_channels", "resolution"), shape):
             if key not in net:
                 net[key] = value
@@ -274,17 +282,11 @@ class Plan:
     def _parse_run_config(self, dataset: str, m: str, v: str, seed: int) -> None:
         """The typed method, net and train configs of one run config; a bad knob is a ConfigError
         naming the model, the closest valid key and the file that set the bad one."""
-        run = None
         try:
             run = self.run_config(dataset, m, v, seed)  # resolves the method knobs too (pairs_file)
             validate_run_config(run)
             TrainConfig.from_dict(run["train"])
             return
-        except KeyError:  # UNetConfig.from_dict: unknown net keys
-            valid = sorted(UNetConfig.__dataclass_fields__)
-            unknown = sorted(set((run or {}).get("net") or {}) - set(valid)) or ["?"]
-            e = ConfigError(f"net: unknown key(s) {unknown}{did_you_mean(unknown[0], valid)}; valid keys: {valid}",
-                            key=unknown[0])
         except ConfigError as err:
             e = err
         origin = self.sources.where_key(e.key, ("models", m), ("datasets", dataset), ("net",), ("train",)) \

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +102,8 @@ def locked(folder: Path, wait_s: float = 30.0) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     f.seek(0)
                     holder = f.read().strip() or "unknown"
-                    raise RunLockedError(f"{folder} is being written by another trainer (pid {holder}); wait for it "
-                                         f"to finish or stop it, then rerun") from None
+                    raise RunLockedError(f"{folder} is being written by another process (pid {holder}); wait for "
+                                         f"it to finish or stop it, then rerun") from None
                 time.sleep(0.5)
         f.seek(0)
         f.truncate()
@@ -119,13 +120,15 @@ def truncate_log(path: Path, step: int) -> int:
     ones and a torn last line from a killed writer. Returns the lines kept."""
     if not path.exists():
         return 0
-    keep = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    keep, lines = [], path.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
+            if n < len(lines):  # only the last line can be torn by a killed writer: say so, not silently
+                print(f"warning: {path}:{n}: a damaged log line, dropped: {line[:80]!r}", file=sys.stderr)
             continue  # a torn line: the writer was killed mid-line (it is after the checkpoint)
         if not isinstance(rec, dict) or "step" not in rec:
             raise ValueError(f"{path}:{n}: not a training log line: {line[:80]!r}")

@@ -15,6 +15,7 @@ CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cli, distributed
-from .atomic import atomic_write, write_json
+from . import cli, distributed, runs
+from .atomic import atomic_write, remove_stale, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
 from .metrics.common import device_name, hardware
@@ -160,7 +161,7 @@ def model_record(ckpt: dict) -> dict:
 def build_parser():
     p = cli.parser("e2ed2.sample", "Sample a checkpoint: write samples.npz, grid.png and timing.json into --out.")
     p.add_argument("--ckpt", required=True, help="checkpoint written by python -m e2ed2.train (final.pt)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, type=cli.out_path("folder"), help="output folder")
     p.add_argument("--steps", type=int, required=True, help="sampler steps (the method's own σ ladder)")
     p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS), help="sampler (default: the method's own)")
     p.add_argument("--seeds", default="0-63",
@@ -189,6 +190,9 @@ def _progress(args, method, n: int):
     return functools.partial(cli.progress, desc=desc)
 
 
+OUTPUTS = ("samples.npz", "grid.png", "timing.json")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not math.isfinite(args.guidance):
@@ -200,6 +204,18 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = distributed.env_info()
+    out = Path(args.out)
+    # one writer per folder (a second sampler into it is refused at once), and no temp file of a
+    # killed earlier writer left beside the outputs
+    with runs.locked(out, wait_s=0) if info.is_main else contextlib.nullcontext():
+        if info.is_main:
+            for name in OUTPUTS:
+                remove_stale(out, name)
+        return _sample(args, info, seeds, mid_sigmas, out)
+
+
+def _sample(args, info, seeds, mid_sigmas, out: Path) -> int:
+    """Sample on this rank, gather on rank 0, write the set (rank 0)."""
     device = distributed.resolve_device(args.device, info)
     distributed.init(device)
     try:
@@ -223,7 +239,6 @@ def main(argv=None) -> int:
     if not info.is_main:
         return 0
     images, timing = np.concatenate([p[0] for p in parts]), merge_timings([p[1] for p in parts])
-    out = Path(args.out)
     meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]),
             "run_hash": ckpt.get("run_hash"), "ema": not args.no_ema, "caption_split": args.caption_split,
             "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]), **timing,

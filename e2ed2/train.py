@@ -23,8 +23,11 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -36,7 +39,7 @@ import torch
 
 from . import cli, distributed, registry, runs
 from .atomic import remove_stale, write_json
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, as_dict, describe, knob, load_run_config, parse
 from .data import ImageDataset, load_dataset, to_model_range
 from .method import Batch, Method
@@ -70,6 +73,11 @@ class TrainConfig:
     amp: Literal["none", "bf16"] = knob("none", doc="bf16 autocast around the loss (weights stay fp32)")
     tf32: bool = knob(False, doc="allow TF32 matmul/conv on Ampere+ GPUs")
     compile: bool = knob(False, doc="torch.compile the network's forward")
+
+    def __post_init__(self):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"train.device: {self.device!r} is not a device; use auto, cpu, cuda, cuda:N or mps",
+                              key="device")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TrainConfig:
@@ -311,7 +319,16 @@ def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None
     """Resume from ``latest.pt`` when it is a run of this config; otherwise refuse or restart."""
     latest = out / "latest.pt"
     if latest.exists():
-        ckpt = load_checkpoint(latest)
+        try:
+            ckpt = load_checkpoint(latest)
+        except CheckpointError as e:  # truncated or corrupt: nothing to resume from
+            if on_mismatch != "restart":
+                raise CheckpointError(f"{e}; delete {latest} to start this run afresh, or pass --restart") from None
+            print(f"restarting {out}: {e}", file=sys.stderr)
+            if info.is_main:
+                clear_run(out)
+            distributed.barrier()
+            return
         try:
             trainer.check_identity(ckpt, latest)
             trainer.load_state(ckpt)
@@ -322,8 +339,25 @@ def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None
             if info.is_main:
                 clear_run(out)
             distributed.barrier()
-    elif (out / "final.pt").exists() and on_mismatch != "restart":
-        trainer.check_identity(load_checkpoint(out / "final.pt"), out / "final.pt")
+        return
+    # no latest.pt: training starts at step 0, so anything here belongs to an earlier run
+    final = out / "final.pt"
+    if final.exists() and on_mismatch != "restart":
+        trainer.check_identity(load_checkpoint(final), final)  # another config: refused
+        trainer.finished = True  # this config, already trained: final.pt stands as it is
+        return
+    earlier = [p.name for p in (final, out / "stats.jsonl") if p.exists()] + \
+        (["snapshots/"] if any((out / "snapshots").glob("step-*.pt")) else [])
+    if not earlier:
+        return
+    if on_mismatch != "restart":
+        raise runs.RunMismatchError(f"{out} holds {', '.join(earlier)} of an earlier run but no latest.pt to resume "
+                                    "from; use a new output folder, or clear it (python -m e2ed2.train --restart)")
+    print(f"restarting {out}: no latest.pt to resume from; removing the earlier run's {', '.join(earlier)}",
+          file=sys.stderr)
+    if info.is_main:
+        clear_run(out)
+    distributed.barrier()
 
 
 def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress], None] | None = None,
@@ -359,6 +393,9 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
                 "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
             runs.truncate_log(out / "stats.jsonl", trainer.step_idx)
+        if getattr(trainer, "finished", False):
+            print(f"{out / 'final.pt'}: this configuration is trained already; nothing to do", file=sys.stderr)
+            return out / "final.pt"
         return _loop(trainer, out, tc, info, on_step, stop_after, should_stop)
 
 
@@ -425,8 +462,8 @@ def _loop(trainer: Trainer, out: Path, tc: TrainConfig, info, on_step, stop_afte
                 _save(trainer, out / "snapshots" / f"step-{s}.pt", info, ema_only=True)
             if s % tc.ckpt_every == 0 or s == end:
                 _save(trainer, latest, info)
-    if trainer.step_idx >= tc.steps:
-        _save(trainer, final, info)
+    if trainer.step_idx >= tc.steps and (start < tc.steps or not final.exists()):
+        _save(trainer, final, info)  # a finished run rerun unchanged leaves its final.pt as it is
     return final
 
 
@@ -448,7 +485,8 @@ def build_parser():
     p.add_argument("--config-json", help="the same config as a JSON string (used by the workflow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one value, e.g. train.steps=100 (repeatable)")
-    p.add_argument("--out", help="run folder: final.pt, latest.pt, stats.jsonl, config.json")
+    p.add_argument("--out", type=cli.out_path("folder"),
+                   help="run folder: final.pt, latest.pt, stats.jsonl, config.json")
     p.add_argument("--restart", action="store_true",
                    help="if --out holds a run of another config, delete it and start afresh (default: refuse)")
     p.add_argument("--watch-pid", type=int, default=None, metavar="PID",
@@ -505,7 +543,21 @@ def main(argv=None) -> int:
         build_parser().error("--out and one of --config / --config-json are required")
     config = load_run_config(args.config, args.config_json, args.set)
     registry.validate_run_config(config)
-    should_stop = (lambda: cli.process_gone(args.watch_pid)) if args.watch_pid else None
+    # Ctrl-C (SIGINT) stops at the next step boundary with latest.pt saved; a second one aborts
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("stopping after this step, with latest.pt saved (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() \
+        else None
+
+    def should_stop() -> bool:
+        return stop.is_set() or bool(args.watch_pid and cli.process_gone(args.watch_pid))
+
     report = None if args.no_progress else ProgressReport(
         f"train {config['method']['name']}", TrainConfig.from_dict(config.get("train")).log_every)
     try:
@@ -518,6 +570,8 @@ def main(argv=None) -> int:
     except Interrupted as e:
         raise cli.RunFailed(f"training interrupted: {e}") from e
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if report is not None:
             report.close()
         distributed.shutdown()

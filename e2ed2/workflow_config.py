@@ -21,6 +21,7 @@ configs through :func:`load_config`.
 from __future__ import annotations
 
 import copy
+import math
 import os
 
 import jsonschema
@@ -183,6 +184,7 @@ def validate_config(config: dict, schema_path=SCHEMA, sources: ConfigSources | N
             raise ConfigError(f"unknown top-level key {key!r}{sources.tag(key)}{did_you_mean(key, valid)}; "
                               f"valid keys: {valid} (and replace)")
     check_model_names(config, sources)
+    check_finite(config, sources)
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         path = list(error.absolute_path)
@@ -195,6 +197,19 @@ def validate_config(config: dict, schema_path=SCHEMA, sources: ConfigSources | N
                 message = f"unknown key{did_you_mean(extra[0], allowed)}; valid keys: {allowed}"
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         raise ConfigError(f"config{where}{sources.tag(*path)}: {message} (schema: {_shown(schema_path)})")
+
+
+def check_finite(config, sources: ConfigSources, path: tuple = ()) -> None:
+    """No NaN or infinity anywhere (YAML's .nan / .inf pass a JSON schema's `number`)."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            check_finite(v, sources, (*path, k))
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            check_finite(v, sources, (*path, i))
+    elif isinstance(config, float) and not math.isfinite(config):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        raise ConfigError(f"config{where}{sources.tag(*path)}: {config!r} is not a finite number")
 
 
 def check_model_names(config: dict, sources: ConfigSources) -> None:

@@ -160,6 +160,31 @@ def test_invalid_value_is_a_usage_error(module, capsys, monkeypatch):
     assert out.err.splitlines()[0].startswith("usage:")
 
 
+# ---- --out that cannot be written: refused when the arguments are parsed, before any work --------
+OUT_CASES = [  # (module, its arguments before --out, kind of --out)
+    ("e2ed2.sample", ["--ckpt", "c.pt", "--steps", "1"], "folder"),
+    ("e2ed2.train", ["--config", "c.yaml"], "folder"),
+    ("e2ed2.metrics.fid", ["calc", "--ref", "r.npz", "--samples", "s"], "file"),
+    ("e2ed2.metrics.clip", ["calc", "--clip", "small:c.pt", "--ref", "r.npz", "--samples", "s"], "file"),
+]
+
+
+@pytest.mark.parametrize("module,args,kind", OUT_CASES)
+def test_out_that_cannot_be_written_is_a_usage_error(module, args, kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    main = importlib.import_module(CLIS[module]).main
+    outs = [str(taken / "x.json"), str(taken) if kind == "folder" else str(tmp_path)]
+    for out in outs:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run(main, [*args, "--out", out])
+        err = capsys.readouterr()
+        assert_one_error(module, exit_.value.code, err.out, err.err)
+        assert "argument --out" in err.err and out in err.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # nothing written
+
+
 # ---- python -m e2ed2.assets check --configfile ----------------------------------------------
 def test_assets_check_default_config_passes_offline():
     proc = run_module("e2ed2.assets", "check", "--configfile", "workflows/config/default.yaml")

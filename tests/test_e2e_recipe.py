@@ -218,8 +218,8 @@ def test_disc_fakes_reuse_runs_one_chain_per_iteration(tiny_path, disc_steps, wa
     for fakes in ("fresh", "reuse"):
         trainer = Trainer(run_config(tiny_path, disc_fakes=fakes, **knobs), load_dataset(tiny_path))
         m, counted = trainer.method, []
-        m.net.register_forward_hook(lambda *_: counted.append(1))
-        for step in range(warmup + 1):
+        m.net.register_forward_hook(lambda *_, seen=counted: seen.append(1))
+        for _ in range(warmup + 1):
             n0, net0, disc0 = len(counted), params(m.net), params(m.disc)
             stats = trainer.step()
             assert m._chain is None  # nothing kept past its iteration

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -105,3 +106,19 @@ def test_clip_many_sets_in_one_process_match_one_set_calls(trained, tmp_path, ca
 def test_clip_too_few_images_refused(tmp_path):
     with pytest.raises(ValueError, match="--n 1: CLIP score's std and FD_CLIP's covariance need at least 2"):
         clip.main(["ref", "--clip", "small:/x.pt", "--data", "digits", "--n", "1", "--out", str(tmp_path / "r.npz")])
+
+
+def test_registering_the_small_clip_leaves_no_temp_folder(tmp_path, monkeypatch):
+    """open_clip reads the config file at registration: no e2ed2-clip-config-* folder survives, and
+    a second config under the same name replaces the first (two checkpoints in one process)."""
+    import open_clip
+
+    from e2ed2.metrics.clip_model import SMALL_CONFIG, register_small_config
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    other = {**SMALL_CONFIG, "embed_dim": 32}
+    register_small_config("e2ed2-test-clip", SMALL_CONFIG)
+    register_small_config("e2ed2-test-clip", other)
+    assert open_clip.get_model_config("e2ed2-test-clip")["embed_dim"] == 32
+    register_small_config("e2ed2-test-clip", other)  # unchanged: nothing written
+    assert list(tmp_path.iterdir()) == []

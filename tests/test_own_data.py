@@ -181,6 +181,23 @@ def test_typos_are_refused_with_a_suggestion_and_the_file(tmp_path):
     assert "did you mean 'n'" in _refusal(tmp_path, "sampling: {nn: 3}")
 
 
+@pytest.mark.parametrize("text,says", [
+    ("net: {chanels: 8}", "net: unknown key(s) ['chanels'] (did you mean 'channels'?)"),
+    ("net: {channels: x}", "net.channels: expected a number, got 'x'"),
+    ("net: {channels: 0}", "net.channels: 0 is below the minimum 1"),
+    ("net: {attn_resolutions: 8}", "net.attn_resolutions: expected a list, got 8"),
+    ("net: {vocab_size: 0}", "net.vocab_size: 0 is below the minimum 2"),
+    ("net: {num_res_blocks: -1}", "net.num_res_blocks: -1 is below the minimum 1"),
+    ("net: {channel_mult: []}", "net.channel_mult: needs at least one level"),
+    ("datasets: {digits: {net: {attn_resolutions: [3]}}}", "net.attn_resolutions: [3] not reached"),
+    ("train: {device: tpu}", "train.device: 'tpu' is not a device"),
+    ("sampling: {guidance: .nan}", "config.sampling.guidance"),
+])
+def test_bad_net_train_and_sampling_values_are_refused_before_work(tmp_path, text, says):
+    """The net block is typed and bounded like the method knobs, checked with the plan (snakemake -n)."""
+    assert says in _refusal(tmp_path, text)
+
+
 @needs_snakemake
 def test_a_typod_model_fails_snakemake_n_naming_the_file(tmp_path):
     path = user_file(tmp_path, "models: {e2ed: {method: {lambda_adv: 0.2}}}\n")

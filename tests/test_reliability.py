@@ -61,6 +61,26 @@ def test_cli_refuses_then_restarts_a_changed_config(tiny_data, tmp_path):
     assert torch.load(run / "final.pt", weights_only=True)["config"]["method"]["precond"] == "v"
 
 
+def test_ctrl_c_stops_training_with_a_checkpoint_and_one_line(tiny_data, tmp_path):
+    """SIGINT: the step ends, latest.pt holds it, one `error:` line (exit 1); a rerun resumes there."""
+    cfg = {"data": str(tiny_data), "method": {"name": "ddpm", "T": 100}, "net": TINY_NET,
+           "train": {"steps": 100000, "batch_size": 4, "ckpt_every": 100000, "log_every": 1, "warmup": 1}}
+    run = tmp_path / "run"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([PY, "-m", "e2ed2.train", "--config-json", json.dumps(cfg), "--out", str(run),
+                             "--no-progress"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not ((run / "stats.jsonl").exists() and len(steps_logged(run)) >= 3) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip() and "EMADecayUnused" not in ln and "warn_if" not in ln]
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert lines[-1].startswith("error: training interrupted: stopped at step ")
+    step = torch.load(run / "latest.pt", map_location="cpu", weights_only=True)["step"]
+    assert step == steps_logged(run)[-1] >= 3  # the checkpoint holds the last logged step
+
+
 # ---- the workflow: a changed knob retrains that model -------------------------------------------------
 def test_changed_knob_retrains_with_new_weights(tmp_path):
     """The rerun of a changed model does not resume its old weights: new final.pt, a whole log."""

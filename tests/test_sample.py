@@ -74,6 +74,21 @@ def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):
     assert (out / "grid.png").stat().st_size > 0
 
 
+def test_sampler_removes_a_killed_writers_temp_and_refuses_a_second_sampler(tiny_config, tmp_path, capsys):
+    from e2ed2 import cli, runs
+
+    ckpt = train(tiny_config(steps=2), tmp_path / "run")
+    out = tmp_path / "s"
+    out.mkdir()
+    stale = out / ".samples.npz.k1ll3d.tmp"  # what atomic_write leaves when its process is killed
+    stale.write_bytes(b"half a file")
+    args = ["--ckpt", str(ckpt), "--out", str(out), "--steps", "1", "--seeds", "0-3", "--no-progress"]
+    with runs.locked(out):  # another sampler holds the folder: refused at once, nothing written
+        assert cli.run(sample_main, args) == 1
+    assert "being written by another process" in capsys.readouterr().err and not (out / "samples.npz").exists()
+    assert sample_main(args) == 0 and not stale.exists() and (out / "samples.npz").exists()
+
+
 def test_warmup_is_one_untimed_step_and_changes_no_image(tiny_config, tmp_path):
     from e2ed2.registry import load_method
     from e2ed2.sample import generate

@@ -12,6 +12,7 @@ from e2ed2 import cli
 from e2ed2.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from e2ed2.config import ConfigError
 from e2ed2.data import load_dataset
+from e2ed2.runs import RunMismatchError
 from e2ed2.train import (
     EMADecayUnusedWarning,
     NonFiniteLossError,
@@ -94,6 +95,58 @@ def test_rerun_of_finished_run_keeps_final(tiny_config, tmp_path):
     train(cfg, tmp_path / "r")  # resumes at step 5 == steps: no further update
     after = load_checkpoint(path)
     assert _equal_states(before["state_dict"], after["state_dict"])
+
+
+def test_rerun_of_finished_run_leaves_final_untouched(tiny_config, tmp_path):
+    """A finished run rerun unchanged writes nothing (final.pt keeps its bytes and its mtime)."""
+    cfg = tiny_config(steps=3)
+    path = train(cfg, tmp_path / "r")
+    stamp = (path.read_bytes(), path.stat().st_mtime_ns)
+    train(cfg, tmp_path / "r")  # latest.pt at the last step
+    (tmp_path / "r" / "latest.pt").unlink()
+    train(cfg, tmp_path / "r")  # final.pt alone, same config: nothing to do
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == stamp
+
+
+def test_restart_without_latest_clears_the_earlier_runs_snapshots(tiny_config, tmp_path):
+    """No latest.pt but an earlier run's snapshots and log: refused without --restart (nothing
+    touched); --restart removes them, so the new run's snapshots and log are its own alone."""
+    out = tmp_path / "s"
+    old = tiny_config(steps=4)
+    old["train"]["snapshots"] = [2, 3]
+    train(old, out)
+    (out / "latest.pt").unlink()
+    (out / "final.pt").unlink()
+    new = tiny_config(steps=2)
+    new["train"]["seed"] = 7
+    with pytest.raises(RunMismatchError, match=r"snapshots/ of an earlier run but no latest\.pt"):
+        train(new, out)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step-2.pt", "step-3.pt"]
+    train(new, out, on_mismatch="restart")
+    assert not (out / "snapshots").exists()  # the new run takes no snapshots: none of the old survive
+    steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and max(steps) == 2
+
+
+def test_corrupt_latest_is_refused_naming_the_fix_and_cleared_by_restart(tiny_config, tmp_path):
+    out, cfg = tmp_path / "c", tiny_config(steps=3)
+    train(cfg, out, stop_after=2)
+    (out / "latest.pt").write_bytes((out / "latest.pt").read_bytes()[:200])  # truncated by a full disk
+    with pytest.raises(CheckpointError, match=r"delete .*latest\.pt to start this run afresh, or pass --restart"):
+        train(cfg, out)
+    assert train(cfg, out, on_mismatch="restart").exists()
+    steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 3  # one fresh log, no line of the cleared run twice
+
+
+def test_a_damaged_log_line_is_reported_on_resume(tmp_path, capsys):
+    from e2ed2.runs import truncate_log
+
+    log = tmp_path / "stats.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n{"step": 4, "torn')
+    assert truncate_log(log, 3) == 2
+    err = capsys.readouterr().err
+    assert f"{log}:2: a damaged log line" in err and ":4:" not in err  # a torn LAST line is expected
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tiny_config, tmp_path):

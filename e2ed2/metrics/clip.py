@@ -139,7 +139,7 @@ def build_parser():
     fmt = argparse.ArgumentDefaultsHelpFormatter
     r = sub.add_parser("ref", parents=[shared], formatter_class=fmt,
                        help="CLIP image-embedding statistics of a dataset split")
-    r.add_argument("--out", required=True, help="output .npz")
+    r.add_argument("--out", required=True, type=cli.out_path("file"), help="output .npz")
     c = sub.add_parser("calc", parents=[shared], formatter_class=fmt,
                        help="CLIP score (+ FD_CLIP with --ref) of sample sets (or a dataset split)")
     c.add_argument("--samples", dest="sets", action=common.SetAction, metavar="DIR",
@@ -150,7 +150,8 @@ def build_parser():
                    help="also write the per-image scores and seeds")
     c.add_argument("--label", action=common.PerSetAction, append=True, default=[],
                    help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
-    c.add_argument("--out", action=common.PerSetAction, default=None, help="output JSON (required)")
+    c.add_argument("--out", action=common.PerSetAction, default=None, type=cli.out_path("file"),
+                   help="output JSON (required)")
     return p
 
 

@@ -31,13 +31,17 @@ SMALL_CONFIG = {
 
 
 def register_small_config(name: str = SMALL_NAME, config: dict | None = None) -> str:
-    """Register a model config with open_clip through its public ``add_model_config``."""
+    """Register a model config with open_clip through its public ``add_model_config``, which
+    reads the file at once: the temporary folder is gone when this returns. A name registered
+    with another config (a second checkpoint in one process) is registered again."""
     import open_clip
 
-    if name not in open_clip.list_models():
-        folder = Path(tempfile.mkdtemp(prefix="e2ed2-clip-config-"))
-        (folder / f"{name}.json").write_text(json.dumps(config or SMALL_CONFIG))
-        open_clip.add_model_config(folder / f"{name}.json")
+    config = json.loads(json.dumps(config or SMALL_CONFIG))  # as the JSON file will read
+    if open_clip.get_model_config(name) != config:
+        with tempfile.TemporaryDirectory(prefix="e2ed2-clip-config-") as folder:
+            path = Path(folder) / f"{name}.json"
+            path.write_text(json.dumps(config))
+            open_clip.add_model_config(path)
     return name
 
 

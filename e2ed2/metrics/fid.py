@@ -253,7 +253,8 @@ def build_parser():
     r.add_argument("--n", type=int, default=None, help=f"images (default: the whole split; at least {MIN_IMAGES})")
     r.add_argument("--subset-seed", type=int, default=0, help="seed of the n-image subset")
     r.add_argument("--backend", default="clean-fid", choices=sorted(backends.BACKENDS), help="FID implementation")
-    r.add_argument("--out", required=True, help="output .npz (see ref_filename for the naming)")
+    r.add_argument("--out", required=True, type=cli.out_path("file"),
+                   help="output .npz (see ref_filename for the naming)")
     for name, helptext in (("calc", "score sample sets (or a dataset split) against a reference"),
                            ("floor", "real-data floor: a train subset of the reference's N against the reference")):
         c = sub.add_parser(name, parents=[shared], formatter_class=fmt, help=helptext)
@@ -271,7 +272,8 @@ def build_parser():
                        help="also write the set's features and seeds")
         c.add_argument("--label", action=common.PerSetAction, append=True, default=[],
                        help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
-        c.add_argument("--out", action=common.PerSetAction, default=None, help="output JSON (required)")
+        c.add_argument("--out", action=common.PerSetAction, default=None, type=cli.out_path("file"),
+                       help="output JSON (required)")
     c = sub.add_parser("compare", parents=[shared], formatter_class=fmt,
                        help="set A against set B (clean-fid's compute_fid(dir1, dir2)): each a folder of image files, "
                             "a sample folder, or a dataset (built-in name or .npz)")
@@ -280,7 +282,8 @@ def build_parser():
     c.add_argument("--split", default="all", choices=["train", "heldout", "all"], help="split of a dataset side")
     c.add_argument("--backend", default="clean-fid", choices=sorted(backends.BACKENDS), help="FID implementation")
     c.add_argument("--label", action="append", default=[], help="KEY=VALUE recorded under labels (repeatable)")
-    c.add_argument("--out", default=None, help="output JSON (default: print the summary only)")
+    c.add_argument("--out", default=None, type=cli.out_path("file"),
+                   help="output JSON (default: print the summary only)")
     return p
 
 

@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch draws")
     p.add_argument("--threads", type=_number(int, 0, "0 keeps torch's default"), default=0,
                    help="torch threads (0: torch's default)")
-    p.add_argument("--out", required=True, help="checkpoint path (.pt); the eval JSON goes beside it")
+    p.add_argument("--out", required=True, type=cli.out_path("file"),
+                   help="checkpoint path (.pt); the eval JSON goes beside it")
     return p
 
 
