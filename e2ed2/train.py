@@ -41,7 +41,7 @@ from . import cli, distributed, registry, runs
 from .atomic import remove_stale, write_json
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, as_dict, describe, knob, load_run_config, parse
-from .data import ImageDataset, load_dataset, to_model_range
+from .data import ImageDataset, load_dataset, peek_shape, to_model_range
 from .method import Batch, Method
 from .nets import UNetConfig, count_parameters
 from .text import tokenize
@@ -380,7 +380,7 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
     data = load_dataset(config["data"])
-    check_data_fits_net(config, data)
+    check_data_fits_net(config, data.images.shape[1:])
     trainer = Trainer(config, data, info)
     with runs.locked(out) if info.is_main else contextlib.nullcontext():
         for name in RUN_FILES:
@@ -399,17 +399,21 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
         return _loop(trainer, out, tc, info, on_step, stop_after, should_stop)
 
 
-def check_data_fits_net(config: dict, data: ImageDataset) -> None:
+def check_data_fits_net(config: dict, shape: tuple[int, ...]) -> None:
     """The UNet's image_channels and resolution equal the data's (pixel space): a UNet trained on
-    28×28 images would sample 32×32 ones that no FID reference matches, so refuse before training."""
+    28×28 images would sample 32×32 ones that no FID reference matches, so refuse before training.
+    ``shape``: the images' (channels, height[, width]). Read from the raw net block (its defaults
+    where unset), so that this — the data decides the shape — is said before the net's own checks."""
     if config.get("latent"):
         return  # the net sees the VAE's latents, not these images
-    net = UNetConfig.from_dict(config.get("net"))
-    c, h, w = data.images.shape[1:]
-    wrong = {k: v for k, v in {"image_channels": c, "resolution": h}.items() if getattr(net, k) != v}
+    net = config.get("net") or {}
+    c, h = shape[0], shape[1]
+    has = {k: net.get(k, getattr(UNetConfig, k)) for k in ("image_channels", "resolution")}
+    wrong = {k: v for k, v in {"image_channels": c, "resolution": h}.items() if has[k] != v}
     if wrong:
-        raise ConfigError(f"data {config['data']}: images are {c}×{h}×{w}, but the net has "
-                          + ", ".join(f"{k}={getattr(net, k)}" for k in wrong) + "; set "
+        shown = "×".join(str(d) for d in (c, h, shape[2] if len(shape) > 2 else h))
+        raise ConfigError(f"data {config['data']}: images are {shown}, but the net has "
+                          + ", ".join(f"{k}={has[k]}" for k in wrong) + "; set "
                           + " and ".join(f"net.{k}: {v}" for k, v in wrong.items()) + " in the run config ("
                           + " ".join(f"--set net.{k}={v}" for k, v in wrong.items()) + ")")
 
@@ -542,6 +546,8 @@ def main(argv=None) -> int:
     if not args.out or not (args.config or args.config_json):
         build_parser().error("--out and one of --config / --config-json are required")
     config = load_run_config(args.config, args.config_json, args.set)
+    if not config.get("latent") and "data" in config:  # the data's shape first: it decides the net's
+        check_data_fits_net(config, peek_shape(config["data"]))
     registry.validate_run_config(config)
     # Ctrl-C (SIGINT) stops at the next step boundary with latest.pt saved; a second one aborts
     stop = threading.Event()

@@ -108,6 +108,12 @@ def test_the_trainer_refuses_a_net_that_does_not_fit_the_data(tiny_config, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == ["error: data " + cfg["data"] + ": images are 1×8×8, but the net has resolution=16; "
                                "set net.resolution: 8 in the run config (--set net.resolution=8)"]
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made: no config.json, no log
+    cfg["net"].update(resolution=8, image_channels=3)  # RGB net, grey data
+    rc = cli.run(train_main, ["--config-json", json.dumps(cfg), "--out", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "image_channels=3" in err[0] and "net.image_channels: 1" in err[0]
+    assert not (tmp_path / "r").exists()
 
 
 # ---- x/y and mapped array names ----------------------------------------------------------------
