@@ -25,7 +25,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from ..atomic import atomic_write
-from .aggregate import FLOOR_METHOD, train_k_of
+from .aggregate import FLOOR_METHOD, k_variants, train_k_of
 from .ci import KEYS, summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
 from .tables import NAMES, compact_hardware, name, rank
@@ -228,15 +228,53 @@ def _values(s: pd.DataFrame, *extra) -> list:
     return [*s["mean"], *s["seed_min"].dropna(), *s["seed_max"].dropna(), *extra]
 
 
+def _per_budget(df: pd.DataFrame, dataset: str, metric: str, spec: dict | None) -> pd.DataFrame:
+    """The method under test as claims C1–C3 judge it, one summary row per NFE: each variant that
+    differs from the main one only in K (``k_variants``) sampled at NFE = its K; and every other
+    variant that is no ablation control (e.g. the paper-literal reading) at each NFE it was sampled."""
+    if not spec or df.empty:
+        return df.iloc[:0]
+    method = spec["method"]
+    K = k_variants(df, method, spec.get("main_variant", "main"))
+    rows = df[(df["dataset"] == dataset) & (df["method"] == method) & (df["metric"] == metric)]
+    controls = {a.get("control") for a in spec.get("ablations", {}).values() if isinstance(a, dict)}
+    if "ablation" in rows:
+        controls |= set(rows.loc[rows["ablation"].notna(), "variant"])
+    budget = rows[rows["variant"].map(K).eq(rows["nfe"])]
+    other = rows[~rows["variant"].isin(list(K)) & ~rows["variant"].isin(controls)]
+    out = []
+    if len(budget):
+        out.append(summarise(budget.assign(variant="per budget")))
+    if len(other):
+        out.append(summarise(other))
+    if not out:
+        return df.iloc[:0]
+    s = pd.concat(out, ignore_index=True)
+    label = name(method)
+    s["series"] = s["variant"].map(lambda v: f"{label} per budget (trained K = NFE)" if v == "per budget"
+                                   else f"{label} /{v}")
+    return s.sort_values("nfe")
+
+
 def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: dict | None = None):
     """One line per method over NFE (log x) through the mean over training seeds, each training
-    seed a point; the real-data floor as a dashed line."""
+    seed a point; the method under test also as C1 judges it (its variant trained with K = NFE at
+    each NFE, dashed) and its other non-ablation arms (e.g. the paper-literal reading, as points);
+    the real-data floor as a dashed line."""
     s = _main(df, dataset, variant, spec)
     s = s[s["metric"] == metric].sort_values("nfe")
     if s.empty:
         return None
     points = _seed_points(df, dataset, variant, metric, spec)
     fig, ax = subplots(figsize=(5.2, 3.6))
+    is_main = variant == (spec or {}).get("main_variant", "main")
+    extra = _per_budget(df, dataset, metric, spec) if is_main else s.iloc[:0]
+    for j, (label, g) in enumerate(extra.groupby("series", sort=False)):
+        budget = "per budget" in label
+        c = colour(g["method"].iloc[0], j) if budget else "0.3"  # other arms in grey: apart from the main line
+        ax.errorbar(g["nfe"], g["mean"], yerr=_errors(g), color=c, label=label, lw=1.2, capsize=2,
+                    ls="--" if budget else "none", marker="D" if budget else "X", ms=5 if budget else 7,
+                    mfc="white" if budget else c)
     for i, (label, g) in enumerate(sorted(s.groupby("series"), key=lambda kv: _order(kv[1]))):
         c = colour(g["method"].iloc[0], i)
         ax.plot(g["nfe"], g["mean"], marker=MARKERS[i % len(MARKERS)], color=c, label=label, lw=1.4, ms=5)
@@ -247,7 +285,7 @@ def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: di
     if (s["seeds"] > 1).any():
         ax.scatter([], [], marker="o", s=14, facecolors="none", edgecolors="0.3", label="each training seed (hollow)")
     floor = draw_floor(ax, df, dataset, metric, _n_of(s))
-    logged = metric == "fid" and auto_log_y(ax, [*_values(s, floor), *points["value"]])
+    logged = metric == "fid" and auto_log_y(ax, [*_values(s, floor), *points["value"], *_values(extra)])
     log_x_ticks(ax, s["nfe"])
     ax.set(xlabel="NFE (network evaluations per image, log scale)",
            ylabel=LABEL.get(metric, metric) + (", log scale" if logged else ""),
