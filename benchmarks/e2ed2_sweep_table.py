@@ -34,8 +34,8 @@ def knobs(row) -> str:
     return ", ".join(out) or "(committed recipe)"
 
 
-EXTRA = ("teacher_steps", "teacher_pairs", "adv_weight", "disc", "disc_steps", "disc_warmup", "rec_schedule",
-         "rec_final", "r1_gamma", "diag_every")
+EXTRA = ("teacher_steps", "teacher_pairs", "adv_weight", "disc", "disc_steps", "disc_warmup", "disc_fakes",
+         "rec_schedule", "rec_final", "r1_gamma", "diag_every")
 
 
 def cell(g: pd.DataFrame, col: str, digits: int) -> str:

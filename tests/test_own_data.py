@@ -150,6 +150,25 @@ def test_only_datasets_runs_only_that_dataset(mine_dry_run, tmp_path):
         load_config([SMOKE, user_file(tmp_path, "only_datasets: [mnist]\n", "bad.yaml")])
 
 
+@needs_snakemake
+def test_own_captionless_data_runs_in_one_try_with_c2_not_applicable(tmp_path):
+    """The README path, end to end (smoke-sized): np.savez(images=N×28×28 uint8, labels=...) with no
+    split and no captions, one override file, smoke.yaml + mine.yaml → only that dataset is trained,
+    and the claims page says C2 is not applicable (no captions) instead of judging chance-level CLIP."""
+    root = tmp_path / "repo"
+    copy_repo(root)
+    save_mine(root / "mine.npz", n=120)
+    user_file(root, "run: mine\nonly_datasets: [mine]\ndatasets: {mine: {prepare: convert, source: mine.npz}}\n")
+    snakemake("--cores", "2", "--configfile", SMOKE, "mine.yaml", cwd=root, timeout=1500)
+    run = root / "results/mine"
+    assert sorted(p.name for p in run.iterdir() if (p / "train").is_dir()) == ["mine"]  # nothing else trained
+    claims = {c["id"]: c for c in json.loads((run / "report/claims/claims.json").read_text())["claims"]}
+    assert claims["C2"]["per_dataset"]["mine"].startswith("not applicable: no captions")
+    assert "C2 not applicable: no captions" in (run / "report/claims/claims.md").read_text()
+    net = json.loads(next((run / "mine/train/edm/main").glob("s*/config.json")).read_text())["resolved"]["net"]
+    assert (net["resolution"], net["image_channels"]) == (28, 1)  # from the data, no net: block
+
+
 def test_replace_lists_of_several_files_all_apply(tmp_path):
     save_mine(tmp_path / "mine.npz")
     user = user_file(tmp_path, f"replace: [datasets]\ndatasets: {{mine: {{prepare: convert, "

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 SMOKE = "workflows/config/smoke.yaml"
-CONFIGS = ["default", "smoke", "gpu", "cifar10", "coco30k"]
+CONFIGS = ["default", "smoke", "gpu", "cifar10", "coco30k", "fp32"]
 
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason=f"snakemake not installed beside {sys.executable}")
 
