@@ -153,9 +153,11 @@ def save_samples(path, images, seeds, captions, labels, meta: dict) -> None:
 
 def model_record(ckpt: dict) -> dict:
     """What a sample set (and every metric JSON scored from it) says about the model it came from:
-    the method's knobs as trained (``method.steps`` is E2ED²'s K), the run's identity hash and step."""
+    the method's knobs as trained (``method.steps`` is E2ED²'s K), the run's identity hash, its step
+    and the images it trained on (steps × global batch: a student's budget after its teacher)."""
+    batch = (ckpt["config"].get("train") or {}).get("batch_size")
     return {"method": dict(ckpt["config"]["method"]), "run_hash": ckpt.get("run_hash"),
-            "train_step": int(ckpt["step"])}
+            "train_step": int(ckpt["step"]), "train_images": int(ckpt["step"]) * int(batch) if batch else None}
 
 
 def build_parser():

@@ -32,10 +32,11 @@ E2ED2_KNOBS = {"main": {}, "k1": {}, "k4": {}, "leaky": {"start": "leaky"}, "nop
 def model_block(method: str, variant: str, seed: int, K: int | None = None, knobs: dict | None = None) -> dict:
     """The ``model`` block a sample set records: method knobs (E2ED²: ``steps`` = its training K), run hash, step."""
     if method in ("edm", "ddim"):  # DDIM samples the teacher's checkpoint
-        return {"method": {"name": "edm", "P_mean": -1.2}, "run_hash": "teacher", "train_step": 100}
+        return {"method": {"name": "edm", "P_mean": -1.2}, "run_hash": "teacher", "train_step": 100,
+                "train_images": 3200}
     knobs = {"name": method, "teacher": TEACHER, **({} if K is None else {"steps": K}), "start": "pure",
              "lambda_perc": 1.0, "lambda_adv": 0.1, **(knobs or {})}
-    return {"method": knobs, "run_hash": f"{method}-{variant}-{seed}", "train_step": 100}
+    return {"method": knobs, "run_hash": f"{method}-{variant}-{seed}", "train_step": 100, "train_images": 3840}
 
 
 def write_metric(root, *, dataset, method, variant, sampler, steps, block, values: dict, seed=0, n=100, nfe=None,
@@ -262,6 +263,9 @@ def test_main_table_has_matched_arms_floor_and_readable_names(tmp_path):
     assert "E2ED² (K=1, matched)" in arms and "E2ED² (trained K=2, one model)" in arms
     matched1 = table[table["arm"] == "E2ED² (K=1, matched)"].iloc[0]
     assert matched1["NFE"] == "1" and matched1["replicates"] == 2  # two training seeds
+    # each arm's training budget, from its models: the students' 3,840 images, the teacher's own
+    assert matched1["training images"] == "3,840"
+    assert table[table["arm"] == "DDIM (η = 0)"].iloc[0]["training images"] == "3,200"
     # presentation: ± only with ≥ 2 replicates; one replicate is bare and marked ¹ (no Wilson interval shown)
     # FID's interval is on the log scale (FID ≥ 0): shown as [low, high] around the mean
     assert re.fullmatch(r"\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]", matched1["FID ↓"]), matched1["FID ↓"]

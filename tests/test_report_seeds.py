@@ -218,3 +218,30 @@ def test_collapse_check_flags_an_arm_far_below_the_teachers_recall():
         "collapsed:")[1]
     ok = health.collapse(df[df["variant"] != "paper"], "d", make_spec({}))
     assert ok.status == health.PASS and ok.methods == []  # gates no claim
+
+
+def test_backfill_adds_the_model_block_and_the_training_images(tmp_path):
+    """Old metric JSONs get their model block from the checkpoint's config.json (the run hash must
+    match: a retrained model is refused); a block without train_images gets only that added."""
+    from e2ed2.report.backfill import backfill
+
+    run = tmp_path / "run"
+    ckpt = run / "d/train/e2ed2/main/s0/final.pt"
+    ckpt.parent.mkdir(parents=True)
+    (ckpt.parent / "config.json").write_text(json.dumps({"run_hash": "h1", "method": {"name": "e2ed2"}, "resolved": {
+        "method": {"name": "e2ed2", "steps": 2}, "train": {"batch_size": 32}}}))
+    rec = {"metric": "fid", "value": 50.0, "source": {"kind": "samples"},
+           "timing": {"checkpoint": str(ckpt), "run_hash": "h1", "train_step": 120}}
+    old, partial = run / "d/metrics/a/fid.json", run / "d/metrics/b/clip.json"
+    for path, extra in ((old, {}), (partial, {"model": {"method": {"name": "e2ed2", "steps": 2}, "run_hash": "h1",
+                                                         "train_step": 120}})):
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**rec, **extra}))
+    assert backfill(run) == (2, 0) and backfill(run) == (0, 2)
+    for path in (old, partial):
+        model = json.loads(path.read_text())["model"]
+        assert model["method"]["steps"] == 2 and model["train_step"] == 120 and model["train_images"] == 3840
+    (run / "d/metrics/c").mkdir()
+    (run / "d/metrics/c/fid.json").write_text(json.dumps({**rec, "timing": {**rec["timing"], "run_hash": "h0"}}))
+    with pytest.raises(ValueError, match="retrained since"):
+        backfill(run)

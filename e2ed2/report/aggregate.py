@@ -38,9 +38,9 @@ CORE = ["dataset", "method", "variant", "train_seed", "sampler", "steps", "nfe",
 FLOOR_METHOD = "real"
 LABEL_DEFAULTS = {"variant": "main", "sampler": "", "seed_block": 0, "train_seed": 0}
 NUMERIC = ["train_seed", "steps", "nfe", "seed_block", "value", "std", "n", "reference_n", "batch_size", "ms_per_image",
-           "images_per_s", "peak_memory_mb", "train_k", "train_step", "captions_empty"]
+           "images_per_s", "peak_memory_mb", "train_k", "train_step", "train_images", "captions_empty"]
 # columns read from the model block (and the sample set's checkpoint): see the module docstring
-MODEL_COLUMNS = ["train_k", "recipe", "run_hash", "train_step", "checkpoint", "teacher"]
+MODEL_COLUMNS = ["train_k", "recipe", "run_hash", "train_step", "train_images", "checkpoint", "teacher"]
 BACKFILL = "python -m e2ed2.report.backfill <run folder>"
 
 
@@ -73,6 +73,7 @@ def model_columns(rec: dict, labels: dict, source: str) -> dict:
     recipe = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return {"train_k": train_k, "recipe": recipe,
             "run_hash": model.get("run_hash"), "train_step": model.get("train_step"),
+            "train_images": model.get("train_images"),
             "checkpoint": (rec.get("timing") or {}).get("checkpoint"), "teacher": knobs.get("teacher")}
 
 

@@ -37,21 +37,27 @@ def model_block(rec: dict, where: Path) -> dict | None:
         raise ValueError(f"{where}: sampled from run {timing.get('run_hash')} but {config_file} is run "
                          f"{config.get('run_hash')} (retrained since); rerun sampling instead of backfilling")
     method = (config.get("resolved") or {}).get("method") or config["method"]
-    return {"method": method, "run_hash": config["run_hash"], "train_step": int(timing["train_step"])}
+    batch = ((config.get("resolved") or {}).get("train") or config.get("train") or {}).get("batch_size")
+    step = int(timing["train_step"])
+    return {"method": method, "run_hash": config["run_hash"], "train_step": step,
+            "train_images": step * int(batch) if batch else None}
 
 
 def backfill(root: str | Path) -> tuple[int, int]:
-    """Add ``model`` to every metric JSON under ``root`` that lacks it; returns (updated, already had it)."""
+    """Add ``model`` to every metric JSON under ``root`` that lacks it, and ``model.train_images``
+    where a block predates it; returns (updated, complete already)."""
     updated = present = 0
     for name in FAMILY_FILES:
         for path in sorted(Path(root).glob(f"*/metrics/**/{name}")):
             rec = json.loads(path.read_text())
-            if "model" in rec:
+            if "model" in rec and rec["model"].get("train_images") is not None:
                 present += 1
                 continue
             block = model_block(rec, path)
             if block is None:
                 continue
+            if "model" in rec:  # keep what sampling recorded; add only the training images
+                block = {**rec["model"], "train_images": block["train_images"]}
             write_json(path, {**rec, "model": block})
             updated += 1
     return updated, present

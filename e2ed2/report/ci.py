@@ -128,11 +128,12 @@ def summarise(df, keys=KEYS):
         per_seed = seed_values(g)
         rows.append({**dict(zip(keys, key)), "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high,
                      "replicates": iv.replicates, "n": g["n"].max(), "ms_per_image": g["ms_per_image"].mean(),
+                     "train_images": g["train_images"].max() if "train_images" in g else math.nan,
                      "seed_blocks": ",".join(str(int(s)) for s in sorted(g["seed_block"].dropna().unique())),
                      "seeds": len(per_seed), "seed_min": per_seed.min() if len(per_seed) > 1 else math.nan,
                      "seed_max": per_seed.max() if len(per_seed) > 1 else math.nan})
     return pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "replicates", "n", "ms_per_image",
-                                       "seed_blocks", "seeds", "seed_min", "seed_max"])
+                                       "train_images", "seed_blocks", "seeds", "seed_min", "seed_max"])
 
 
 def interval_of(row) -> Interval:

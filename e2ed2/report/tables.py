@@ -82,7 +82,8 @@ def spread(lo: float, hi: float, digits: int = 2) -> str:
 def wide(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary rows → one row per arm (``arm`` column if present) × (method, variant, sampler, steps,
     nfe), one column per metric, the seed-level min–max beside FID and the CLIP score, ms/image,
-    training seeds and replicates; a value with one replicate is bare and marked ¹."""
+    the training images (each arm's budget), training seeds and replicates; a value with one
+    replicate is bare and marked ¹."""
     keys = (["arm"] if "arm" in summary else []) + ROW_KEYS
     out = []
     for key, g in summary.groupby(keys, sort=False, dropna=False):
@@ -96,6 +97,9 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
                     row[SPREAD[m]] = spread(r["seed_min"], r["seed_max"], digits_for(m))
         ms = g["ms_per_image"].dropna()
         row["ms/image"] = f"{ms.mean():.1f}" if len(ms) else "–"
+        # the images its weights were trained on (steps × global batch); a student's after its teacher
+        imgs = g["train_images"].dropna() if "train_images" in g else g["ms_per_image"].iloc[:0]
+        row["training images"] = f"{int(imgs.max()):,}" if len(imgs) else "–"
         row["training seeds"] = int(g["seeds"].max())
         row["replicates"] = int(g["replicates"].max())
         out.append(row)
@@ -104,7 +108,7 @@ def wide(summary: pd.DataFrame) -> pd.DataFrame:
         df[col] = df[col].map(lambda v: "–" if pd.isna(v) else str(int(v)))
     df["sampler"] = df["sampler"].map(lambda v: "–" if pd.isna(v) or v == "" else v)
     metric_cols = [c for m, t in METRICS for c in (t, SPREAD.get(m)) if c in df]
-    cols = keys + metric_cols + ["ms/image", "training seeds", "replicates"]
+    cols = keys + metric_cols + ["ms/image", "training images", "training seeds", "replicates"]
     return df[cols].fillna("–").rename(columns={"nfe": "NFE"})
 
 
