@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .config import ConfigError, deep_merge, did_you_mean
 from .data import peek_shape
+from .method import TEACHER_KEYS
 from .nets import UNetConfig
 from .registry import method_config, validate_run_config
 from .train import TrainConfig
@@ -271,13 +272,28 @@ class Plan:
                 if "checkpoint_of" in spec:
                     self.model_spec(dataset, *spec["checkpoint_of"].split("/"))
                     continue
-                if "teacher" in spec:
-                    self.model_spec(dataset, *spec["teacher"].split("/"))
                 for seed in self.train_seeds(dataset, m, v):
                     self._parse_run_config(dataset, m, v, seed)
+                if "teacher" in spec:
+                    self.check_teacher_agrees(dataset, m, v, spec["teacher"])
         for s in self.sample_sets():
             self.model_spec(s.dataset, s.method, s.variant)
             self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
+
+    def check_teacher_agrees(self, dataset: str, m: str, v: str, teacher: str) -> None:
+        """A student's noise schedule and preconditioning (``TEACHER_KEYS``) equal its teacher's,
+        checked when the DAG is built instead of when the student's job loads the teacher."""
+        self.model_spec(dataset, *teacher.split("/"))
+        tm, tv = teacher.split("/")
+        _, student = method_config(self.run_config(dataset, m, v, self.train_seeds(dataset, m, v)[0])["method"])
+        _, mine = method_config(self.run_config(dataset, tm, tv, self.train_seeds(dataset, tm, tv)[0])["method"])
+        for k in TEACHER_KEYS:
+            if hasattr(student, k) and hasattr(mine, k) and getattr(student, k) != getattr(mine, k):
+                where = self.sources.where_key(k, ("models", m))
+                raise ConfigError(f"models.{m} (variant {v}, dataset {dataset}{f'; in {where}' if where else ''}): "
+                                  f"{k}={getattr(student, k)!r} but its teacher {teacher} has {k}="
+                                  f"{getattr(mine, k)!r}; they must agree (set models.{m}.method.{k}: "
+                                  f"{getattr(mine, k)!r})", key=k)
 
     def _parse_run_config(self, dataset: str, m: str, v: str, seed: int) -> None:
         """The typed method, net and train configs of one run config; a bad knob is a ConfigError

@@ -92,3 +92,11 @@ def test_mid_sigmas_reach_only_their_consistency_sets():
     bad = resolve_config(DEFAULT, {"evaluate": {"ddim_main_ddim": {"mid_sigmas": {2: [0.5]}}}})
     with pytest.raises(ConfigError, match="option of the consistency sampler, not ddim"):
         Plan(bad).validate()
+
+
+def test_a_student_that_disagrees_with_its_teacher_fails_at_dag_build():
+    """schedule/precond (TEACHER_KEYS) are checked when the plan is made, not when the job loads the teacher."""
+    cfg = resolve_config(DEFAULT, {"models": {"e2ed2": {"variants": {"k1": {"method": {"schedule": "linear"}}}}}})
+    with pytest.raises(ConfigError, match=r"models\.e2ed2 \(variant k1.*schedule='linear' but its teacher edm/main "
+                                          r"has schedule='edm'"):
+        Plan(cfg).validate()
