@@ -237,6 +237,9 @@ def test_backfill_adds_the_model_block_and_the_training_images(tmp_path):
                                                          "train_step": 120}})):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({**rec, **extra}))
+    floor = run / "d/metrics/floor/fid.json"  # a real-data floor: no model, left alone
+    floor.parent.mkdir(parents=True)
+    floor.write_text(json.dumps({"metric": "fid", "value": 9.0, "source": {"kind": "data"}, "model": None}))
     assert backfill(run) == (2, 0) and backfill(run) == (0, 2)
     for path in (old, partial):
         model = json.loads(path.read_text())["model"]

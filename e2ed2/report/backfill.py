@@ -50,14 +50,15 @@ def backfill(root: str | Path) -> tuple[int, int]:
     for name in FAMILY_FILES:
         for path in sorted(Path(root).glob(f"*/metrics/**/{name}")):
             rec = json.loads(path.read_text())
-            if "model" in rec and rec["model"].get("train_images") is not None:
+            model = rec.get("model")
+            if isinstance(model, dict) and model.get("train_images") is not None:
                 present += 1
                 continue
             block = model_block(rec, path)
-            if block is None:
+            if block is None:  # not a sample set (a real-data floor): no model
                 continue
-            if "model" in rec:  # keep what sampling recorded; add only the training images
-                block = {**rec["model"], "train_images": block["train_images"]}
+            if isinstance(model, dict):  # keep what sampling recorded; add only the training images
+                block = {**model, "train_images": block["train_images"]}
             write_json(path, {**rec, "model": block})
             updated += 1
     return updated, present
