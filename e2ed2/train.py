@@ -316,7 +316,24 @@ def clear_run(out: Path) -> None:
 
 
 def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None:
-    """Resume from ``latest.pt`` when it is a run of this config; otherwise refuse or restart."""
+    """Resume from ``latest.pt`` when it is a run of this config; otherwise refuse or restart.
+    Every rank reads the folder between two barriers, so all decide on the same files before rank 0
+    clears any (or, later, writes config.json and the log); then rank 0 acts and all meet again."""
+    distributed.barrier()
+    try:
+        clear = _folder_decision(trainer, out, on_mismatch)
+    finally:
+        distributed.barrier()
+    if clear:
+        print(f"restarting {out}: {clear}", file=sys.stderr)
+        if info.is_main:
+            clear_run(out)
+        distributed.barrier()
+
+
+def _folder_decision(trainer: Trainer, out: Path, on_mismatch: str) -> str | None:
+    """Read ``out`` (no writes): load the state to resume, mark a finished run, refuse (raise), or
+    return why the folder must be cleared before a fresh start (None: nothing to clear)."""
     latest = out / "latest.pt"
     if latest.exists():
         try:
@@ -324,40 +341,29 @@ def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None
         except CheckpointError as e:  # truncated or corrupt: nothing to resume from
             if on_mismatch != "restart":
                 raise CheckpointError(f"{e}; delete {latest} to start this run afresh, or pass --restart") from None
-            print(f"restarting {out}: {e}", file=sys.stderr)
-            if info.is_main:
-                clear_run(out)
-            distributed.barrier()
-            return
+            return str(e)
         try:
             trainer.check_identity(ckpt, latest)
-            trainer.load_state(ckpt)
         except runs.RunMismatchError as e:
             if on_mismatch != "restart":
                 raise
-            print(f"restarting {out}: {e}", file=sys.stderr)
-            if info.is_main:
-                clear_run(out)
-            distributed.barrier()
-        return
+            return str(e)
+        trainer.load_state(ckpt)
+        return None
     # no latest.pt: training starts at step 0, so anything here belongs to an earlier run
     final = out / "final.pt"
     if final.exists() and on_mismatch != "restart":
         trainer.check_identity(load_checkpoint(final), final)  # another config: refused
         trainer.finished = True  # this config, already trained: final.pt stands as it is
-        return
+        return None
     earlier = [p.name for p in (final, out / "stats.jsonl") if p.exists()] + \
         (["snapshots/"] if any((out / "snapshots").glob("step-*.pt")) else [])
     if not earlier:
-        return
+        return None
     if on_mismatch != "restart":
         raise runs.RunMismatchError(f"{out} holds {', '.join(earlier)} of an earlier run but no latest.pt to resume "
                                     "from; use a new output folder, or clear it (python -m e2ed2.train --restart)")
-    print(f"restarting {out}: no latest.pt to resume from; removing the earlier run's {', '.join(earlier)}",
-          file=sys.stderr)
-    if info.is_main:
-        clear_run(out)
-    distributed.barrier()
+    return f"no latest.pt to resume from; removing the earlier run's {', '.join(earlier)}"
 
 
 def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress], None] | None = None,

@@ -157,7 +157,7 @@ def test_own_captionless_data_runs_in_one_try_with_c2_not_applicable(tmp_path):
     and the claims page says C2 is not applicable (no captions) instead of judging chance-level CLIP."""
     root = tmp_path / "repo"
     copy_repo(root)
-    save_mine(root / "mine.npz", n=120)
+    save_mine(root / "mine.npz", n=500)  # its 10% held-out split covers smoke's 32-image references
     user_file(root, "run: mine\nonly_datasets: [mine]\ndatasets: {mine: {prepare: convert, source: mine.npz}}\n")
     snakemake("--cores", "2", "--configfile", SMOKE, "mine.yaml", cwd=root, timeout=1500)
     run = root / "results/mine"
