@@ -205,7 +205,7 @@ for (_d, _m, _v, _s), _sets in (
     while _tag in _rule_names:
         _tag += "_"
     _rule_names.add(_tag)
-    _where = "/".join([_d, "metrics", _m, _v] + ([] if _s is None else [f"s{_s}"]))
+    _where = os.path.join(_d, "metrics", _m, _v, *([] if _s is None else [f"s{_s}"]))
     _w = _set_wildcards(_sets[0])
 
     # FID + KID + precision/recall of every sample set of one trained model
