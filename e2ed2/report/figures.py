@@ -14,7 +14,6 @@ keeps its colour in every figure.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ..atomic import atomic_write
 from .aggregate import FLOOR_METHOD, k_variants, train_k_of
@@ -360,51 +360,47 @@ def fid_vs_clip(df, dataset: str, variant: str = "main", spec: dict | None = Non
     return fig
 
 
-def _run_labels(runs: pd.DataFrame) -> pd.Series:
-    """Per row, the run's line label inside its method's panel: [dataset · ][variant · ]seed."""
-    seed = runs["run"].map(lambda r: next((p for p in reversed(str(r).split("/")) if re.fullmatch(r"s\d+", p)), ""))
-    many_d = runs["dataset"].nunique() > 1
-    many_v = runs.groupby("method")["variant"].transform("nunique") > 1
-    parts = []
-    for d, v, s, mv in zip(runs["dataset"].astype(str), runs["variant"].astype(str), seed, many_v):
-        label = " · ".join(x for x in ((d if many_d else ""), (v if mv else ""), (f"seed {s[1:]}" if s else "")) if x)
-        parts.append(label or "run")
-    out = pd.Series(parts, index=runs.index)
-    clash = runs.groupby([runs["method"], out])["run"].transform("nunique") > 1  # labels that would merge runs
-    return out.where(~clash, runs["run"].astype(str))
-
-
 def training_curves(runs: pd.DataFrame):
     """One panel per (method, loss phase) — losses of different methods and phases are not
-    comparable — with the runs of that method overlaid (datasets by line style, variants and
-    training seeds by colour); y on a log scale when every value is positive."""
+    comparable — with every run of that method overlaid: colour = variant, line style = dataset,
+    each training seed one thin line in its variant's colour. The legend (outside the panel) names
+    variants and datasets, not runs, so it stays short however many seeds there are."""
     if runs is None or runs.empty:
         return None
-    runs = runs.dropna(subset=["value"]).assign(line=lambda r: _run_labels(r))
+    runs = runs.dropna(subset=["value"])
     if runs.empty:
         return None
     panels = sorted(runs.groupby(["method", "loss"]).groups, key=lambda k: (rank(k[0]), str(k[0]), str(k[1])))
-    fig, axes = panel_grid(len(panels), 4.4, 3.2)
+    fig, axes = panel_grid(len(panels), 5.6, 3.0)
     datasets = sorted(runs["dataset"].astype(str).unique())
     dash = dict(zip(datasets, ["-", "--", ":", "-."] * 4))
     for ax, (method, loss) in zip(axes, panels):
         g = runs[(runs["method"] == method) & (runs["loss"] == loss)]
-        lines = sorted(g["line"].unique())
-        pal = sns.color_palette("tab10" if len(lines) <= 10 else "husl", n_colors=len(lines))
-        for c, line in zip(pal, lines):
-            h = g[g["line"] == line].sort_values("step")
-            ax.plot(h["step"], h["value"], color=c, ls=dash[str(h["dataset"].iloc[0])], lw=1.2, label=line)
+        # one colour per variant of the method, the same in each of its panels
+        every = sorted(runs.loc[runs["method"] == method, "variant"].astype(str).unique(),
+                       key=lambda v: (v != "main", v))
+        pal = dict(zip(every, sns.color_palette("tab10" if len(every) <= 10 else "husl", len(every))))
+        variants = [v for v in every if v in set(g["variant"].astype(str))]
+        for (_, d, v), h in g.groupby(["run", "dataset", "variant"], sort=True):
+            h = h.sort_values("step")
+            ax.plot(h["step"], h["value"], color=pal[str(v)], ls=dash[str(d)], lw=1.0, alpha=0.8)
         positive = bool((g["value"] > 0).all())
         if positive:
             log_y(ax)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6, integer=True))
+        n_runs = g["run"].nunique()
         ax.set(xlabel="training step (optimizer updates)",
-               ylabel=f"loss '{loss}' (per-sample mean{', log scale' if positive else ''})",
-               title=f"{name(method)}: loss '{loss}' "
-                     f"({g['line'].nunique()} run{'s' if g['line'].nunique() > 1 else ''})")
-        ax.legend(title="run" + (" (line style: dataset)" if len(datasets) > 1 else ""), fontsize=6.5, title_fontsize=7,
-                  loc="best")
-    fig.suptitle(f"Training losses per method and phase — {', '.join(datasets)} ({runs['run'].nunique()} runs)", y=1.0)
+               ylabel=f"loss '{loss}'" + (" (log)" if positive else ""),
+               title=f"{name(method)}: loss '{loss}' ({n_runs} run{'s' if n_runs > 1 else ''})")
+        handles = [Line2D([], [], color=pal[v], lw=1.6, label=v) for v in variants] if len(variants) > 1 else []
+        shown = [d for d in datasets if d in set(g["dataset"].astype(str))]
+        if len(datasets) > 1:
+            handles += [Line2D([], [], color="0.3", ls=dash[d], lw=1.2, label=d) for d in shown]
+        if handles:
+            ax.legend(handles=handles, fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      borderaxespad=0, title="variant / dataset" if len(variants) > 1 else "dataset")
+    fig.suptitle(f"Training losses per method and phase — {', '.join(datasets)} ({runs['run'].nunique()} runs; "
+                 "one line per training seed)", y=1.0)
     fig.tight_layout()
     return fig
 
