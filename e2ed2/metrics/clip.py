@@ -20,7 +20,6 @@ import argparse
 import functools
 import json
 import sys
-import time
 
 import numpy as np
 import torch
@@ -99,11 +98,7 @@ def score_set(images: common.ImageSet, backbone, ref: dict | None, args, job: di
 
 def cmd_calc(args, backbone) -> list[dict]:
     jobs = common.resolve_sets(args, ("out", "save_scores"))
-    for job in jobs:  # every set checked before the first is scored
-        shape, _ = common.peek_sample_set(job["samples"])
-        n = shape[0] if args.n is None else args.n
-        if n > shape[0]:
-            raise ValueError(f"{job['samples']}: asked for n={n} images but the set has {shape[0]}")
+    for job, n, _, _ in common.check_set_sizes(jobs, args.n):  # every set checked before the first is scored
         if n < MIN_IMAGES:
             raise ValueError(f"{job['samples']}: {n} image(s); CLIP score's std and FD_CLIP need {MIN_IMAGES}")
     ref = load_reference(args.ref, backbone) if args.ref else None
@@ -113,14 +108,8 @@ def cmd_calc(args, backbone) -> list[dict]:
         images = common.load_split(args.data, args.split, args.n, args.subset_seed)
         return [score_set(images, backbone, ref, args, {"out": args.out, "save_scores": args.save_scores,
                                                         "label": args.label})]
-    records, t0 = [], time.perf_counter()
-    for i, job in enumerate(jobs, 1):
-        images = common.load_sample_set(job["samples"], args.n)
-        records.append(score_set(images, backbone, ref, args, job, f", set {i}/{len(jobs)}" if len(jobs) > 1 else ""))
-        if len(jobs) > 1:
-            print(cli.eta_line(f"clip calc: {job['out']}", i, len(jobs), time.perf_counter() - t0), file=sys.stderr,
-                  flush=True)
-    return records
+    return common.score_each(jobs, args.n, "clip calc",
+                             lambda images, job, desc: score_set(images, backbone, ref, args, job, desc))
 
 
 def build_parser():
@@ -142,16 +131,8 @@ def build_parser():
     r.add_argument("--out", required=True, type=cli.out_path("file"), help="output .npz")
     c = sub.add_parser("calc", parents=[shared], formatter_class=fmt,
                        help="CLIP score (+ FD_CLIP with --ref) of sample sets (or a dataset split)")
-    c.add_argument("--samples", dest="sets", action=common.SetAction, metavar="DIR",
-                   help="sample folder (samples.npz + timing.json); repeat it, each followed by its own "
-                        "--out/--save-scores/--label, to score several sets in one process")
     c.add_argument("--ref", default=None, help="reference .npz from `ref` (enables FD_CLIP)")
-    c.add_argument("--save-scores", action=common.PerSetAction, default=None, metavar="NPZ",
-                   help="also write the per-image scores and seeds")
-    c.add_argument("--label", action=common.PerSetAction, append=True, default=[],
-                   help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
-    c.add_argument("--out", action=common.PerSetAction, default=None, type=cli.out_path("file"),
-                   help="output JSON (required)")
+    common.add_set_options(c, "--save-scores", "also write the per-image scores and seeds")
     return p
 
 

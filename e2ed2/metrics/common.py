@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import cli
 from ..atomic import write_json
 from ..data import load_dataset
 
@@ -238,6 +240,47 @@ class PerSetAction(argparse.Action):
             raise argparse.ArgumentError(self, f"given twice for --samples {target['samples']}")
         else:
             target[self.dest] = value
+
+
+def check_set_sizes(jobs: list[dict], n: int | None) -> list[tuple[dict, int, tuple, dict]]:
+    """Every set's header read before the first is scored: (job, images to score, image shape,
+    timing) per set; asking for more images than a set holds is an error naming it."""
+    out = []
+    for job in jobs:
+        shape, timing = peek_sample_set(job["samples"])
+        k = shape[0] if n is None else n
+        if k > shape[0]:
+            raise ValueError(f"{job['samples']}: asked for n={k} images but the set has {shape[0]}")
+        out.append((job, k, shape, timing))
+    return out
+
+
+def score_each(jobs: list[dict], n: int | None, name: str, score) -> list[dict]:
+    """``score(images, job, desc)`` for every set in order (its first ``n`` images), with one ETA
+    line per set on stderr when there are several (``name``: the command, e.g. ``fid calc``)."""
+    records, t0 = [], time.perf_counter()
+    for i, job in enumerate(jobs, 1):
+        desc = f", set {i}/{len(jobs)}" if len(jobs) > 1 else ""
+        records.append(score(load_sample_set(job["samples"], n), job, desc))
+        if len(jobs) > 1:
+            print(cli.eta_line(f"{name}: {job['out']}", i, len(jobs), time.perf_counter() - t0), file=sys.stderr,
+                  flush=True)
+    return records
+
+
+def add_set_options(parser: argparse.ArgumentParser, keep: str, keep_help: str, samples: bool = True) -> None:
+    """The per-set options of a scoring sub-command, as fid and clip ``calc`` share them:
+    ``--samples DIR`` (repeatable; each starts a set), then that set's own ``keep`` file option
+    (``--save-features``, ``--save-scores``), ``--label`` and ``--out``."""
+    if samples:
+        parser.add_argument("--samples", dest="sets", action=SetAction, metavar="DIR",
+                            help=f"sample folder (samples.npz + timing.json); repeat it, each followed by its own "
+                                 f"--out/{keep}/--label, to score several sets in one process")
+    parser.add_argument(keep, action=PerSetAction, default=None, metavar="NPZ", help=keep_help)
+    parser.add_argument("--label", action=PerSetAction, append=True, default=[],
+                        help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
+    parser.add_argument("--out", action=PerSetAction, default=None, type=cli.out_path("file"),
+                        help="output JSON (required)")
 
 
 def resolve_sets(args, options: tuple[str, ...]) -> list[dict]:

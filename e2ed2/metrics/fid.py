@@ -165,11 +165,7 @@ def cmd_calc(args) -> list[dict]:
     ref = load_reference(args.ref)
     meta = ref["meta"]
     jobs = common.resolve_sets(args, ("out", "save_features"))
-    for job in jobs:  # every set checked (headers, timing) before the first is scored
-        shape, timing = common.peek_sample_set(job["samples"])
-        n = shape[0] if args.n is None else args.n
-        if n > shape[0]:
-            raise ValueError(f"{job['samples']}: asked for n={n} images but the set has {shape[0]}")
+    for job, n, shape, timing in common.check_set_sizes(jobs, args.n):  # every set checked before the first is scored
         check_compatible(n, shape[1:], timing, meta, job["samples"])
     info = _network_info(args, meta, args.ref)
     if not jobs:  # a dataset split instead of sample sets
@@ -180,15 +176,8 @@ def cmd_calc(args) -> list[dict]:
             raise ValueError("no --out JSON given")
         return [score_set(images, ref, info, args, {"out": args.out, "save_features": args.save_features,
                                                       "label": args.label})]
-    records, t0 = [], time.perf_counter()
-    for i, job in enumerate(jobs, 1):
-        images = common.load_sample_set(job["samples"], args.n)
-        desc = f", set {i}/{len(jobs)}" if len(jobs) > 1 else ""
-        records.append(score_set(images, ref, info, args, job, desc))
-        if len(jobs) > 1:
-            print(cli.eta_line(f"fid calc: {job['out']}", i, len(jobs), time.perf_counter() - t0), file=sys.stderr,
-                  flush=True)
-    return records
+    return common.score_each(jobs, args.n, "fid calc",
+                             lambda images, job, desc: score_set(images, ref, info, args, job, desc))
 
 
 def load_side(spec: str, split: str) -> common.ImageSet:
@@ -259,21 +248,13 @@ def build_parser():
                            ("floor", "real-data floor: a train subset of the reference's N against the reference")):
         c = sub.add_parser(name, parents=[shared], formatter_class=fmt, help=helptext)
         c.add_argument("--ref", required=True, help="reference .npz from `ref`")
-        if name == "calc":
-            c.add_argument("--samples", dest="sets", action=common.SetAction, metavar="DIR",
-                           help="sample folder (samples.npz + timing.json); repeat it, each followed by its own "
-                                "--out/--save-features/--label, to score several sets in one process")
         c.add_argument("--data", default=None, help="dataset instead of --samples (default for floor: the reference's)")
         c.add_argument("--split", default="train", choices=["train", "heldout", "all"], help="split of --data")
         c.add_argument("--n", type=int, default=None,
                        help=f"images (default: all samples / the reference's N; at least {MIN_IMAGES})")
         c.add_argument("--subset-seed", type=int, default=0, help="seed of the n-image subset of --data")
-        c.add_argument("--save-features", action=common.PerSetAction, default=None, metavar="NPZ",
-                       help="also write the set's features and seeds")
-        c.add_argument("--label", action=common.PerSetAction, append=True, default=[],
-                       help="KEY=VALUE recorded under labels (repeatable; before the first --samples: every set's)")
-        c.add_argument("--out", action=common.PerSetAction, default=None, type=cli.out_path("file"),
-                       help="output JSON (required)")
+        common.add_set_options(c, "--save-features", "also write the set's features and seeds",
+                               samples=name == "calc")
     c = sub.add_parser("compare", parents=[shared], formatter_class=fmt,
                        help="set A against set B (clean-fid's compute_fid(dir1, dir2)): each a folder of image files, "
                             "a sample folder, or a dataset (built-in name or .npz)")
