@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import write_text
+from .atomic import remove_stale, write_text
 
 # TrainConfig keys that change neither the weights nor the folder's outputs (excluded from the
 # identity). `snapshots` stays in: snapshots are taken while training, so adding one needs a new run.
@@ -85,6 +85,20 @@ def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{name}: {a!r} → {b!r}")
     return out
+
+
+@contextlib.contextmanager
+def writing(folder: Path, outputs, is_main: bool = True, wait_s: float = 30.0) -> Iterator[None]:
+    """The block in which this process (rank 0; other ranks write nothing) is ``folder``'s one
+    writer: its lock held (``locked``), and the temp files that a killed writer of any of
+    ``outputs`` left behind removed first."""
+    if not is_main:
+        yield
+        return
+    with locked(folder, wait_s):
+        for name in outputs:
+            remove_stale(folder, name)
+        yield
 
 
 @contextlib.contextmanager

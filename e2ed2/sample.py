@@ -15,7 +15,6 @@ CLI: ``python -m e2ed2.sample --ckpt final.pt --steps 4 --seeds 0-255 --out DIR`
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from . import cli, distributed, runs
-from .atomic import atomic_write, remove_stale, write_json
+from .atomic import atomic_write, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
 from .metrics.common import device_name, hardware
@@ -209,10 +208,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     # one writer per folder (a second sampler into it is refused at once), and no temp file of a
     # killed earlier writer left beside the outputs
-    with runs.locked(out, wait_s=0) if info.is_main else contextlib.nullcontext():
-        if info.is_main:
-            for name in OUTPUTS:
-                remove_stale(out, name)
+    with runs.writing(out, OUTPUTS, info.is_main, wait_s=0):
         return _sample(args, info, seeds, mid_sigmas, out)
 
 

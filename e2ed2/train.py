@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 
 from . import cli, distributed, registry, runs
-from .atomic import remove_stale, write_json
+from .atomic import write_json
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, as_dict, describe, knob, load_run_config, parse
 from .data import ImageDataset, load_dataset, peek_shape, to_model_range
@@ -315,8 +315,9 @@ def clear_run(out: Path) -> None:
     shutil.rmtree(out / "snapshots", ignore_errors=True)
 
 
-def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None:
+def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> bool:
     """Resume from ``latest.pt`` when it is a run of this config; otherwise refuse or restart.
+    True when ``final.pt`` alone holds this config's finished run (nothing to do).
     Every rank reads the folder between two barriers, so all decide on the same files before rank 0
     clears any (or, later, writes config.json and the log); then rank 0 acts and all meet again."""
     distributed.barrier()
@@ -324,16 +325,22 @@ def _prepare_folder(trainer: Trainer, out: Path, on_mismatch: str, info) -> None
         clear = _folder_decision(trainer, out, on_mismatch)
     finally:
         distributed.barrier()
+    if clear is FINISHED:
+        return True
     if clear:
         print(f"restarting {out}: {clear}", file=sys.stderr)
         if info.is_main:
             clear_run(out)
         distributed.barrier()
+    return False
+
+
+FINISHED = "finished"  # _folder_decision: this config's run is complete in final.pt
 
 
 def _folder_decision(trainer: Trainer, out: Path, on_mismatch: str) -> str | None:
-    """Read ``out`` (no writes): load the state to resume, mark a finished run, refuse (raise), or
-    return why the folder must be cleared before a fresh start (None: nothing to clear)."""
+    """Read ``out`` (no writes): load the state to resume, refuse (raise), say the run is FINISHED,
+    or return why the folder must be cleared before a fresh start (None: nothing to clear)."""
     latest = out / "latest.pt"
     if latest.exists():
         try:
@@ -354,8 +361,7 @@ def _folder_decision(trainer: Trainer, out: Path, on_mismatch: str) -> str | Non
     final = out / "final.pt"
     if final.exists() and on_mismatch != "restart":
         trainer.check_identity(load_checkpoint(final), final)  # another config: refused
-        trainer.finished = True  # this config, already trained: final.pt stands as it is
-        return None
+        return FINISHED  # this config, already trained: final.pt stands as it is
     earlier = [p.name for p in (final, out / "stats.jsonl") if p.exists()] + \
         (["snapshots/"] if any((out / "snapshots").glob("step-*.pt")) else [])
     if not earlier:
@@ -388,10 +394,10 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
     data = load_dataset(config["data"])
     check_data_fits_net(config, data.images.shape[1:])
     trainer = Trainer(config, data, info)
-    with runs.locked(out) if info.is_main else contextlib.nullcontext():
-        for name in RUN_FILES:
-            remove_stale(out, name)  # temp files of a writer that was killed mid-write
-        _prepare_folder(trainer, out, on_mismatch, info)
+    with runs.writing(out, RUN_FILES, info.is_main):  # one writer; a killed writer's temp files removed
+        if _prepare_folder(trainer, out, on_mismatch, info):  # finished: write nothing, not even the log
+            print(f"{out / 'final.pt'}: this configuration is trained already; nothing to do", file=sys.stderr)
+            return out / "final.pt"
         if info.is_main:  # the config and the folder are accepted: say what the EMA will be
             warn_if_ema_decay_unused(tc)
             write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
@@ -399,9 +405,6 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
                 "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})
             runs.truncate_log(out / "stats.jsonl", trainer.step_idx)
-        if getattr(trainer, "finished", False):
-            print(f"{out / 'final.pt'}: this configuration is trained already; nothing to do", file=sys.stderr)
-            return out / "final.pt"
         return _loop(trainer, out, tc, info, on_step, stop_after, should_stop)
 
 

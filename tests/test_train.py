@@ -104,8 +104,10 @@ def test_rerun_of_finished_run_leaves_final_untouched(tiny_config, tmp_path):
     stamp = (path.read_bytes(), path.stat().st_mtime_ns)
     train(cfg, tmp_path / "r")  # latest.pt at the last step
     (tmp_path / "r" / "latest.pt").unlink()
+    log, config = (tmp_path / "r/stats.jsonl").read_text(), (tmp_path / "r/config.json").read_text()
     train(cfg, tmp_path / "r")  # final.pt alone, same config: nothing to do
     assert (path.read_bytes(), path.stat().st_mtime_ns) == stamp
+    assert (tmp_path / "r/stats.jsonl").read_text() == log != "" and (tmp_path / "r/config.json").read_text() == config
 
 
 def test_restart_without_latest_clears_the_earlier_runs_snapshots(tiny_config, tmp_path):
