@@ -14,17 +14,17 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# --configfile files and --config values update this default (e2ed2.plan.resolve_config); a
-# file with `replace: [...]` replaces those top-level blocks instead of merging into them.
+# --configfile files and --config values update this default (e2ed2.workflow_config.load_config);
+# a file with `replace: [...]` replaces those top-level blocks instead of merging into them.
 configfile: "workflows/config/default.yaml"
 
 
 include: "workflows/rules/common.smk"
 
 
-# one line naming the key on a bad config
-validate_config(config, "workflows/schemas/config.schema.yaml")
-PLAN.validate()  # every method/net/train knob of every model, at DAG build
+# the merged config was checked against the schema in common.smk (naming the file of a bad key);
+# here every method/net/train knob of every model, at DAG build
+PLAN.validate()
 
 
 report: "workflows/report/workflow.rst"
