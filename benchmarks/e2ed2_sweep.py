@@ -44,6 +44,8 @@ def run_config(plan: Plan, dataset: str, overrides: dict, seed: int, steps: int,
     # teacher pairs only where the variant can use them and they exist for its budget and seed
     m = run["method"]
     pairs = m.get("teacher_pairs")
+    if pairs:  # a variant may name its own pairs file per seed ("...-s{seed}.npz")
+        m["teacher_pairs"] = pairs = pairs.format(seed=seed)
     if pairs and (m.get("pairing") != "teacher" or m.get("start", "pure") != "pure"
                   or not Path(pairs).is_file()):
         m["teacher_pairs"] = None

@@ -41,6 +41,9 @@ from .workflow_config import (  # noqa: F401 (the workflow's config API, re-expo
 )
 
 DATASET_OVERRIDES = ("net", "train", "models")
+# train.amp → the teacher-pairs file's precision tag, and back (make_pairs --amp)
+PAIRS_PRECISION = {"none": "fp32", "bf16": "bf16"}
+PAIRS_AMP = {tag: amp for amp, tag in PAIRS_PRECISION.items()}
 # (channels, resolution) of the downloaded datasets; `prepare: convert` sources are read (e2ed2.data.peek_shape)
 PREPARED_SHAPES = {"cifar10": lambda block: (3, 32), "coco30k": lambda block: (3, int(block["resolution"]))}
 
@@ -175,6 +178,8 @@ class Plan:
         sampler and steps are the model's own resolved ``teacher_sampler``/``teacher_steps`` knobs
         (one home: the method config); the budget M is the run's training images (steps × batch
         size). ``start: leaky`` draws its targets in the step (its start depends on the batch's data).
+        The pairs are drawn at the precision the teacher runs at inside the model's own training step
+        (``train.amp``: bf16 autocast → ``-bf16``, else ``-fp32``), so precomputed and per-step targets agree.
         """
         spec = self.model_spec(dataset, method, variant)
         knobs = spec.get("method") or {}
@@ -188,7 +193,7 @@ class Plan:
         n = tc.steps * tc.batch_size
         teacher = spec["teacher"].replace("/", "-")
         return (f"{self.R}/{dataset}/pairs/{teacher}/{mc.teacher_sampler}-{int(mc.teacher_steps)}"
-                f"-n{n}-drop{tc.cond_drop:g}-s{seed}.npz")
+                f"-n{n}-drop{tc.cond_drop:g}-{PAIRS_PRECISION[tc.amp]}-s{seed}.npz")
 
     def run_train(self, dataset: str, spec: dict) -> dict:
         """The train block of a model: the config's, the dataset's, then the model's own."""

@@ -48,9 +48,12 @@ def test_expansion_dataset_overrides_seeds_and_teachers():
     assert ("e2ed2", "paper") in Plan(cfg).needed("mnist5k") and ("e2ed2", "paper") not in Plan(cfg).needed("digits")
     # teacher pairs: one file per training seed, shared by the arms of that seed; leaky and data pairing draw none
     pairs = {plan.pairs_file("digits", "e2ed2", v, 1) for v in ("main", "k1", "k4", "noperc", "noadv")}
-    assert pairs == {"results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-s1.npz"}
-    assert run["method"]["teacher_pairs"] == "results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-s1.npz"
+    assert pairs == {"results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-bf16-s1.npz"}
+    assert run["method"]["teacher_pairs"] == "results/default/digits/pairs/edm-main/ddim-10-n3840-drop0.1-bf16-s1.npz"
     assert plan.pairs_file("digits", "e2ed2", "leaky", 1) is None
+    # the pairs' precision is the student's: an fp32 student (train.amp none) reads fp32 pairs
+    fp32 = Plan(resolve_config(DEFAULT, {"models": {"e2ed2": {"train": {"amp": "none"}}}}))
+    assert fp32.pairs_file("digits", "e2ed2", "main", 1).endswith("-drop0.1-fp32-s1.npz")
     assert plan.pairs_file("digits", "e2ed2", "paper", 1) is None
 
 

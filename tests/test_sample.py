@@ -89,6 +89,32 @@ def test_sampler_removes_a_killed_writers_temp_and_refuses_a_second_sampler(tiny
     assert sample_main(args) == 0 and not stale.exists() and (out / "samples.npz").exists()
 
 
+def test_several_sets_in_one_process_write_what_each_alone_writes(tiny_config, tmp_path, capsys):
+    """The workflow's per-arm sample jobs: argument lists joined by --next give each set the bytes of
+    its own run (but for timing), and a bad later list stops the process before any set is written."""
+    from e2ed2 import cli
+
+    ckpt = str(train(tiny_config(steps=2), tmp_path / "run"))
+
+    def one(out, steps, sampler):
+        return ["--ckpt", ckpt, "--out", str(out), "--steps", str(steps), "--sampler", sampler, "--seeds", "0-5",
+                "--no-progress"]
+
+    sets = [(tmp_path / "g" / "a", 2, "ddim"), (tmp_path / "g" / "b", 3, "heun")]
+    assert sample_main(one(*sets[0]) + ["--next"] + one(*sets[1])) == 0
+    for out, steps, sampler in sets:
+        alone = tmp_path / "alone" / out.name
+        assert sample_main(one(alone, steps, sampler)) == 0
+        grouped, single = np.load(out / "samples.npz"), np.load(alone / "samples.npz")
+        assert all(np.array_equal(grouped[k], single[k]) for k in ("images", "seeds", "captions", "labels"))
+        assert json.loads(str(grouped["meta"]))["steps"] == steps
+    # a bad second list (steps 0) or two sets into one folder: refused before the first set is sampled
+    first = tmp_path / "never"
+    assert cli.run(sample_main, one(first, 2, "ddim") + ["--next"] + one(tmp_path / "x", 0, "ddim")) == 2
+    assert cli.run(sample_main, one(first, 2, "ddim") + ["--next"] + one(first, 3, "ddim")) == 2
+    assert "same --out folder" in capsys.readouterr().err and not first.exists()
+
+
 def test_warmup_is_one_untimed_step_and_changes_no_image(tiny_config, tmp_path):
     from e2ed2.registry import load_method
     from e2ed2.sample import generate

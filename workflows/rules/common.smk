@@ -11,7 +11,14 @@ from types import SimpleNamespace
 
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
-from e2ed2.plan import DEFAULT_CONFIG, SCHEMA, Plan, load_config, validate_config
+from e2ed2.plan import (
+    DEFAULT_CONFIG,
+    PAIRS_AMP,
+    SCHEMA,
+    Plan,
+    load_config,
+    validate_config,
+)
 
 # ---- the config: the default, each --configfile in order, then --config values -------------
 # (e2ed2.workflow_config: a file's `replace:` blocks replace what came before it, the rest
@@ -68,6 +75,7 @@ wildcard_constraints:
     block=r"\d+",
     teacher=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+",
     drop=r"[0-9.e-]+",
+    precision=r"fp32|bf16",
     n=r"\d+",
 
 
@@ -297,19 +305,40 @@ def all_targets():
     )
 
 
-# ---- metrics.jobs: arm | model — the sample sets of one arm (all its training seeds) or of one
-# trained model (one seed) in one metric job per family; set: one job per sample set ----------
+# ---- sampling.jobs / metrics.jobs: arm | model — the sample sets of one arm (all its training seeds)
+# or of one trained model (one seed) in one job (one process: no per-set interpreter, torch and
+# network start-up); set: one job per sample set ------------------------------------------------
+SAMPLE_JOBS = config["sampling"].get("jobs", "set")
 METRIC_JOBS = config["metrics"].get("jobs", "set")
 
 
-def _model_groups():
-    """{(dataset, method, variant, seed or None): [SampleSet, ...]} in plan order; seed None when
-    ``metrics.jobs`` is arm (every training seed of the arm in one group)."""
+def _model_groups(jobs):
+    """{(dataset, method, variant, seed or None): [SampleSet, ...]} in plan order for ``jobs``
+    (arm: seed None, every training seed of the arm in one group; model: one group per seed);
+    {} for ``jobs: set``."""
+    if jobs not in ("model", "arm"):
+        return {}
     groups = {}
     for s in PLAN.sample_sets():
-        seed = None if METRIC_JOBS == "arm" else s.seed
+        seed = None if jobs == "arm" else s.seed
         groups.setdefault((s.dataset, s.method, s.variant, seed), []).append(s)
     return groups
+
+
+def _group_tag(key, taken):
+    """A rule-name suffix for a group key (dataset_method_variant[_sSEED]), unique within ``taken``."""
+    d, m, v, seed = key
+    tag = re.sub(r"\W", "_", f"{d}_{m}_{v}" + ("" if seed is None else f"_s{seed}"))
+    while tag in taken:
+        tag += "_"
+    taken.add(tag)
+    return tag
+
+
+def _group_where(key, stage):
+    """The group's log/benchmark path stem under the dataset: <dataset>/<stage>/<method>/<variant>[/s<seed>]."""
+    d, m, v, seed = key
+    return os.path.join(d, stage, m, v, *([] if seed is None else [f"s{seed}"]))
 
 
 def _set_wildcards(s):
@@ -337,3 +366,21 @@ def _grouped_sets_args(sets, family):
         f" --out {shlex.quote(f'{expand_set(METRICS, s)}/{family}.json')}"
         for s in sets
     )
+
+
+def _grouped_sample_args(sets):
+    """One --next-joined argument list per set, as the per-set rule writes it."""
+    common = (
+        f"--data {shlex.quote(DATA.format(dataset=sets[0].dataset))}"
+        f" --batch-size {config['sampling']['batch_size']} --guidance {config['sampling']['guidance']}"
+        + ("" if config["sampling"]["ema"] else " --no-ema")
+    )
+    parts = []
+    for s in sets:
+        w = _set_wildcards(s)
+        parts.append(
+            f"--ckpt {shlex.quote(sample_ckpt(w))} {common} --steps {s.steps} --sampler {s.sampler}"
+            f" --seeds {PLAN.seeds_for(s.block)} {mid_sigmas_arg(w)}"
+            f" --out {shlex.quote(expand_set(SAMPLES, s))}"
+        )
+    return " --next ".join(parts)

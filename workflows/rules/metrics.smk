@@ -198,14 +198,10 @@ rule clip_floor:
 # set's JSON and replicate file stay outputs of their own, byte-identical to the per-set rule's but
 # for the timing fields; the per-set rules above remain for any set outside the plan (ruleorder).
 _rule_names = set()
-for (_d, _m, _v, _s), _sets in (
-    _model_groups().items() if METRIC_JOBS in ("model", "arm") else []
-):
-    _tag = re.sub(r"\W", "_", f"{_d}_{_m}_{_v}" + ("" if _s is None else f"_s{_s}"))
-    while _tag in _rule_names:
-        _tag += "_"
-    _rule_names.add(_tag)
-    _where = os.path.join(_d, "metrics", _m, _v, *([] if _s is None else [f"s{_s}"]))
+for _key, _sets in _model_groups(METRIC_JOBS).items():
+    _d = _key[0]
+    _tag = _group_tag(_key, _rule_names)
+    _where = _group_where(_key, "metrics")
     _w = _set_wildcards(_sets[0])
 
     # FID + KID + precision/recall of every sample set of one trained model

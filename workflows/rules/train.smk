@@ -37,25 +37,28 @@ rule train:
 
 # E2ED²'s teacher pairing, drawn once (e2ed2.pairs): the teacher's ODE sample from each of n
 # noises, with training captions (a `drop` fraction null), one file per training seed, read by
-# every arm of that seed whose model has a `pairs:` block (e2ed2.plan.Plan.pairs_file).
+# every arm of that seed whose model has a `pairs:` block (e2ed2.plan.Plan.pairs_file), at the
+# precision its teacher runs at inside the students' step (train.amp: fp32 | bf16 autocast).
 rule teacher_pairs:
     input:
         teacher=pairs_teacher_ckpt,
         data=DATA,
     output:
-        pairs=f"{R}/{{dataset}}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.npz",
+        pairs=f"{R}/{{dataset}}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-{{precision}}-s{{seed}}.npz",
     log:
-        f"{LOG}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.log",
+        f"{LOG}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-{{precision}}-s{{seed}}.log",
     benchmark:
-        f"{BENCH}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-s{{seed}}.tsv"
+        f"{BENCH}/pairs/{{teacher}}/{{sampler}}-{{steps}}-n{{n}}-drop{{drop}}-{{precision}}-s{{seed}}.tsv"
     priority: 2
     conda:
         "../envs/e2ed2.yaml"
     threads: res("sample", "threads")
     resources:
         **job_resources("sample"),
+    params:
+        amp=lambda w: PAIRS_AMP[w.precision],  # the precision of the teacher inside the student's step
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.make_pairs --teacher {input.teacher} --data {input.data}"
         " --n {wildcards.n} --steps {wildcards.steps} --sampler {wildcards.sampler}"
-        " --cond-drop {wildcards.drop} --seed {wildcards.seed} --threads {threads}"
+        " --cond-drop {wildcards.drop} --seed {wildcards.seed} --amp {params.amp} --threads {threads}"
         " --out {output.pairs} > {log} 2>&1"
