@@ -3,7 +3,7 @@
 Contents: {format, method, config, run_hash, identity, step, state_dict, ema, optim, rng, ...}.
 Writes are atomic (``e2ed2.atomic``), so a kill never leaves a half-written file under the real
 name and an earlier checkpoint is never lost. This module is file I/O only: rebuilding a method
-from a checkpoint is ``e2ed2.registry.load_method``.
+from a checkpoint is ``e2ed2.methods.load_method``.
 """
 
 from __future__ import annotations

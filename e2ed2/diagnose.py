@@ -30,9 +30,9 @@ from . import cli
 from .atomic import write_text
 from .data import load_dataset, to_model_range
 from .distributed import resolve_device
+from .methods import load_method
 from .metrics import backends, common
 from .metrics.fid import load_reference
-from .registry import load_method
 from .sample import conditions_for, generate
 from .text import tokenize
 

@@ -14,8 +14,8 @@ import torch
 
 from . import cli
 from .data import load_dataset
+from .methods import load_method
 from .pairs import make_pairs, save_pairs
-from .registry import load_method
 
 
 def build_parser():

@@ -21,15 +21,15 @@ the DAG builds is plain Python a test can call. The config it gets is resolved b
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
 from .config import ConfigError, deep_merge, did_you_mean
 from .data import peek_shape
-from .method import TEACHER_KEYS
+from .methods import TEACHER_KEYS, DiffusionConfig, get_method, method_config, validate_run_config
 from .nets import UNetConfig
-from .registry import method_config, validate_run_config
-from .train import TrainConfig
+from .train_config import TrainConfig
 from .workflow_config import (  # noqa: F401 (the workflow's config API, re-exported for the Snakefile)
     DEFAULT_CONFIG,
     SCHEMA,
@@ -203,7 +203,8 @@ class Plan:
     def run_config(self, dataset: str, method: str, variant: str, seed: int) -> dict:
         """The ``python -m e2ed2.train`` run config {data, method, net, train} of one model."""
         spec = self.model_spec(dataset, method, variant)
-        knobs = {"name": spec.get("registry_name", method), **(spec.get("method") or {})}
+        knobs = {"name": spec.get("registry_name", method), **self.inherited(dataset, method, variant),
+                 **(spec.get("method") or {})}
         teacher = self.teacher_ckpt(dataset, method, variant)
         if teacher:  # the teacher checkpoint is a method knob (CD, E2ED²)
             knobs["teacher"] = teacher
@@ -284,6 +285,22 @@ class Plan:
         for s in self.sample_sets():
             self.model_spec(s.dataset, s.method, s.variant)
             self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
+
+    def inherited(self, dataset: str, method: str, variant: str) -> dict:
+        """What a student takes from its teacher: every ``TEACHER_KEYS`` knob (noise schedule,
+        parameterisation) it leaves unset, at the teacher's resolved value wherever that differs from
+        the harness default (``DiffusionConfig``) or from the student's own default — so a config
+        states the schedule once, on the teacher, and the student's run config still spells it out."""
+        spec = self.model_spec(dataset, method, variant)
+        if "teacher" not in spec:
+            return {}
+        tm, tv = spec["teacher"].split("/")
+        _, teacher = method_config(self.run_config(dataset, tm, tv, self.train_seeds(dataset, tm, tv)[0])["method"])
+        own = spec.get("method") or {}
+        base = {f.name: f.default for f in dataclasses.fields(DiffusionConfig)}
+        mine = {f.name: f.default for f in dataclasses.fields(get_method(spec.get("registry_name", method)).Config)}
+        return {k: getattr(teacher, k) for k in TEACHER_KEYS
+                if k not in own and k in mine and not getattr(teacher, k) == base[k] == mine[k]}
 
     def check_teacher_agrees(self, dataset: str, m: str, v: str, teacher: str) -> None:
         """A student's noise schedule and preconditioning (``TEACHER_KEYS``) equal its teacher's,

@@ -32,9 +32,9 @@ from . import cli, distributed, runs
 from .atomic import atomic_write, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
+from .methods import load_method
 from .metrics.common import device_name, hardware
 from .noise import SeedNoise, parse_seeds
-from .registry import load_method
 from .samplers import SAMPLERS
 from .text import tokenize
 

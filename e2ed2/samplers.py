@@ -44,6 +44,18 @@ def sample_heun(denoiser, x, sigmas, cond=None, *, generator=None, step_hook=Non
     return x
 
 
+def ode_step(D, x, sigma, sigma_next, cond, solver: str = "heun"):
+    """One probability-flow ODE step σ → σ_next > 0 with per-sample σ's (a batch at different noise levels,
+    e.g. consistency distillation's teacher step): Euler, or Heun's correction (Karras et al. 2022, Alg. 1)."""
+    s, s_next = (v.to(x.dtype).view(-1, *([1] * (x.ndim - 1))) for v in (sigma, sigma_next))
+    d = (x - D(x, sigma, cond)) / s
+    x_next = x + (s_next - s) * d
+    if solver == "euler":
+        return x_next
+    d_next = (x_next - D(x_next, sigma_next, cond)) / s_next
+    return x + (s_next - s) * (d + d_next) / 2
+
+
 def sample_ddim(denoiser, x, sigmas, cond=None, *, eta=0.0, generator=None, step_hook=None):
     """DDIM (Song et al. 2021, eq. 12) written in its VP variables, mapped back to σ-space.
 

@@ -28,7 +28,7 @@ import jsonschema
 import yaml
 
 from .config import ConfigError, deep_merge, did_you_mean
-from .registry import method_names
+from .methods import method_names
 
 DEFAULT_CONFIG = "workflows/config/default.yaml"
 SCHEMA = "workflows/schemas/config.schema.yaml"

@@ -37,7 +37,7 @@ CLIS = {
     "e2ed2.metrics.clip": "e2ed2.metrics.clip",
     "e2ed2.metrics.train_clip": "e2ed2.metrics.train_clip",
     "e2ed2.report": "e2ed2.report.cli",
-    "e2ed2.assets": "e2ed2.assets",
+    "e2ed2.assets": "e2ed2.assets.command",
     "e2ed2.latent": "e2ed2.latent",
     "e2ed2.datasets_remote": "e2ed2.datasets_remote",
 }

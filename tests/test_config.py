@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 
 from e2ed2.config import ConfigError, knob, load_run_config, parse
-from e2ed2.registry import method_config
+from e2ed2.methods import method_config
 from e2ed2.train import TrainConfig
 
 
@@ -78,7 +78,7 @@ def test_run_config_rejects_unknown_top_level_keys(tmp_path):
 def test_the_example_run_config_is_valid():
     from pathlib import Path
 
-    from e2ed2.registry import validate_run_config
+    from e2ed2.methods import validate_run_config
 
     cfg = load_run_config(str(Path(__file__).resolve().parents[1] / "docs/run.example.yaml"))
     validate_run_config(cfg)

@@ -16,12 +16,11 @@ from torch import nn
 from e2ed2.checkpoint import save_checkpoint
 from e2ed2.data import load_dataset
 from e2ed2.discriminator import TeacherFeatureDiscriminator
-from e2ed2.e2e import rec_weight
 from e2ed2.losses.adversarial import adaptive_weight, d_hinge, g_hinge, r1_penalty
 from e2ed2.losses.distance import distance
-from e2ed2.method import Batch
+from e2ed2.methods import Batch, build_method, load_method
+from e2ed2.methods.e2ed2 import rec_weight
 from e2ed2.pairing import ot_permutation
-from e2ed2.registry import build_method, load_method
 from e2ed2.text import tokenize
 from e2ed2.train import Trainer, main as train_main, train
 from tests.conftest import TINY_NET, make_tiny_dataset
@@ -295,7 +294,7 @@ def test_default_knobs_give_the_old_loss_bitwise(tiny_path, knobs):
 
 # ---- regression schedule, diagnostics, knob listing ---------------------------------------------
 def test_rec_schedules():
-    from e2ed2.e2e import E2ED2Config
+    from e2ed2.methods.e2ed2 import E2ED2Config
 
     for kind in ("cosine_decay", "linear_decay"):
         cfg = E2ED2Config(lambda_rec=2.0, rec_schedule=kind, rec_final=0.25)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.consistency import ct_grid_size, lognormal_index_probs
-from baselines.ddim import DDIM
 from e2ed2.checkpoint import save_checkpoint
 from e2ed2.config import ConfigError
 from e2ed2.data import load_dataset, to_uint8
 from e2ed2.losses import build_perceptual
-from e2ed2.method import Batch
-from e2ed2.registry import build_method, build_training, load_method, method_names
+from e2ed2.methods import Batch, build_method, build_training, load_method, method_names
+from e2ed2.methods.consistency import ct_grid_size, lognormal_index_probs
+from e2ed2.methods.diffusion import DDIM
 from e2ed2.text import tokenize
 from e2ed2.train import Trainer, train
 from tests.conftest import TINY_NET, make_tiny_dataset

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from e2ed2 import make_pairs as M, pairs as P
-from e2ed2.registry import load_method
+from e2ed2.methods import load_method
 from e2ed2.train import train
 from tests.conftest import TINY_NET, make_tiny_dataset
 
@@ -77,8 +77,7 @@ def test_caption_dropout_empties_that_fraction(teacher):
 def test_e2ed2_regresses_on_the_drawn_pairs(teacher, tmp_path):
     from e2ed2.config import ConfigError
     from e2ed2.losses.distance import distance
-    from e2ed2.method import Batch
-    from e2ed2.registry import build_method
+    from e2ed2.methods import Batch, build_method
 
     ckpt, data = teacher
     out = tmp_path / "pairs.npz"

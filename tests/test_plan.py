@@ -103,3 +103,18 @@ def test_a_student_that_disagrees_with_its_teacher_fails_at_dag_build():
     with pytest.raises(ConfigError, match=r"models\.e2ed2 \(variant k1.*schedule='linear' but its teacher edm/main "
                                           r"has schedule='edm'"):
         Plan(cfg).validate()
+
+
+def test_students_inherit_the_teachers_schedule_at_dag_build():
+    """The schedule is stated once, on the teacher: a student that leaves TEACHER_KEYS unset gets the
+    teacher's resolved values in its run config (where they differ from a default), so it trains,
+    and its identity records, what the teacher was trained with."""
+    plan = Plan(resolve_config(DEFAULT, {}))
+    for m in ("cd", "ct", "e2ed2"):
+        assert not {"schedule", "precond"} & set(DEFAULT["models"][m].get("method") or {})
+        method = plan.run_config("digits", m, "main", 0)["method"]
+        assert method["schedule"] == method["precond"] == "edm" and "sigma_max" not in method
+    # a DDPM teacher (VP, ε): CT, whose own defaults are EDM's, takes the teacher's linear β and ε
+    method = Plan(resolve_config(DEFAULT, {"models": {"ct": {"teacher": "ddpm/main"}}})).run_config(
+        "digits", "ct", "main", 0)["method"]
+    assert method["schedule"] == "linear" and method["precond"] == "eps"

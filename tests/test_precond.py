@@ -10,8 +10,7 @@ import torch
 
 from e2ed2 import precond, schedules
 from e2ed2.denoiser import Denoiser
-from e2ed2.method import Batch, denoising_loss
-from e2ed2.registry import build_method
+from e2ed2.methods import Batch, build_method, denoising_loss
 from tests.conftest import TINY_NET
 
 SIGMAS = torch.tensor([0.002, 0.05, 0.5, 1.0, 3.0, 20.0, 80.0], dtype=torch.float64)
@@ -92,7 +91,7 @@ def test_consistency_boundary_condition():
 @pytest.mark.parametrize("precond_name, schedule",
                          [("eps", "linear"), ("v", "linear"), ("x0", "cosine"), ("edm", "edm")])
 def test_denoising_loss_is_zero_for_the_exact_target(precond_name, schedule):
-    """The loss of e2ed2.method.denoising_loss vanishes when F_θ outputs F_target, for every
+    """The loss of e2ed2.methods.denoising_loss vanishes when F_θ outputs F_target, for every
     parameterisation: the loss, the denoiser and the target share one set of scalings."""
     m = build_method({"method": {"name": "ddpm", "precond": precond_name, "schedule": schedule}, "net": TINY_NET})
     x0 = torch.rand(6, 1, 8, 8) * 2 - 1

@@ -154,7 +154,7 @@ def test_nan_guidance_writes_nothing(tiny_config, tmp_path):
 
 def test_non_finite_samples_are_refused(tiny_config, tmp_path):
     """A network that outputs NaN: the sampler's result is checked before anything is written."""
-    from e2ed2.registry import build_method
+    from e2ed2.methods import build_method
     from e2ed2.sample import NonFiniteSamplesError, generate
 
     m = build_method({"method": {"name": "ddpm", "T": 100}, "net": TINY_NET})

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from e2ed2 import schedules
+from e2ed2.methods import build_method
 from e2ed2.noise import SeedNoise, parse_seeds
-from e2ed2.registry import build_method
 from e2ed2.sample import main as sample_main
 from e2ed2.train import train
 from tests.conftest import TINY_NET
@@ -116,7 +116,7 @@ def test_several_sets_in_one_process_write_what_each_alone_writes(tiny_config, t
 
 
 def test_warmup_is_one_untimed_step_and_changes_no_image(tiny_config, tmp_path):
-    from e2ed2.registry import load_method
+    from e2ed2.methods import load_method
     from e2ed2.sample import generate
 
     method, _ = load_method(train(tiny_config(steps=2), tmp_path / "run"))

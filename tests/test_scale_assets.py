@@ -7,7 +7,9 @@ import time
 import pytest
 
 from e2ed2 import assets
-from e2ed2.assets import AssetMissingError, resolve
+from e2ed2.assets import AssetMissingError, preflight, resolve
+from e2ed2.assets.command import main as assets_main
+from e2ed2.config import ConfigError
 
 
 @pytest.fixture
@@ -73,10 +75,10 @@ def test_hf_cache_layout_resolves_to_the_snapshot_folder(empty_caches):
 
 
 def test_check_cli_and_table(empty_caches, capsys):
-    assert assets.main(["check", "inception-fid-helper"]) == 0
-    assert assets.main(["check", "clip-vit-b-32-laion2b"]) == 1
+    assert assets_main(["check", "inception-fid-helper"]) == 0
+    assert assets_main(["check", "clip-vit-b-32-laion2b"]) == 1
     assert "MISSING" in capsys.readouterr().out
-    assets.main(["table"])
+    assets_main(["table"])
     table = capsys.readouterr().out
     for a in assets.ASSETS.values():
         assert f"`{a.name}`" in table and a.licence in table and a.size in table
@@ -85,22 +87,22 @@ def test_check_cli_and_table(empty_caches, capsys):
 def _config(tmp_path, text: str):
     path = tmp_path / "override.yaml"
     path.write_text(text)
-    return assets.load_config([path])
+    return preflight.load_config([path])
 
 
 def _needed(config) -> list[str]:
     return [need.label.split(" (")[0] + (f" ({need.assets[0]})" if len(need.assets) == 1 else "")
-            for need in assets.needs(config)]
+            for need in preflight.needs(config)]
 
 
 def test_needs_follow_the_config(tmp_path):
     """Only what the resolved config uses is required; partial files update the default."""
-    assert _needed(assets.load_config([])) == ["FID Inception network"]
+    assert _needed(preflight.load_config([])) == ["FID Inception network"]
     # a variant inside a dataset's models: override; a zero perceptual weight never builds the loss
     cfg = _config(tmp_path, "datasets:\n  digits:\n    models:\n      e2ed2:\n        variants:\n"
                             "          main: {method: {perceptual: lpips-vgg}}\n"
                             "          noperc: {method: {perceptual: lpips}}\n")
-    needs = assets.needs(cfg)
+    needs = preflight.needs(cfg)
     assert _needed(cfg) == ["FID Inception network", "LPIPS backbone (lpips-vgg)"]
     assert "digits:e2ed2/main" in needs[1].why and "mnist5k" not in needs[1].why
     cfg = _config(tmp_path, "metrics: {clip: {model: ViT-B-32, pretrained: laion2b_s34b_b79k}}\n")
@@ -109,14 +111,14 @@ def test_needs_follow_the_config(tmp_path):
     assert _needed(cfg) == ["FID Inception network"]  # CLIP metrics not computed
     cfg = _config(tmp_path, "latent: {vae: sd-vae-ft-ema, latents: data/x.latents.npz}\n")
     assert _needed(cfg) == ["FID Inception network", "VAE (sd-vae-ft-ema)"]
-    with pytest.raises(assets.ConfigError, match="latent: needs 'vae'"):
-        assets.needs(_config(tmp_path, "latent: {latents: x.npz}\n"))
+    with pytest.raises(ConfigError, match="latent: needs 'vae'"):
+        preflight.needs(_config(tmp_path, "latent: {latents: x.npz}\n"))
 
 
 def test_check_configfile_requires_only_what_it_uses(empty_caches, tmp_path, capsys):
     cfg = tmp_path / "latent.yaml"
     cfg.write_text("latent: {vae: sd-vae-ft-mse, latents: data/x.latents.npz}\n")
-    assert assets.main(["check", "--configfile", str(cfg)]) == 1
+    assert assets_main(["check", "--configfile", str(cfg)]) == 1
     out = capsys.readouterr().out
     required, optional = out.split("OPTIONAL")
     assert "MISSING  VAE (sd-vae-ft-mse)" in required and "models--stabilityai--sd-vae-ft-mse" in required
@@ -127,23 +129,23 @@ def test_check_configfile_requires_only_what_it_uses(empty_caches, tmp_path, cap
     (snap.parent.parent / "refs" / "main").write_text("0123abcd")
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         (snap / name).write_text("{}")
-    assert assets.main(["check", "--configfile", str(cfg)]) == 0
+    assert assets_main(["check", "--configfile", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert f"ok       VAE (sd-vae-ft-mse) [latent.vae = sd-vae-ft-mse]: {snap}" in out
     # an open_clip weights file given as a path: required, and named when absent
     weights = tmp_path / "clip.bin"
     cfg.write_text(f"metrics: {{clip: {{model: ViT-B-32, pretrained: {weights}}}}}\n")
-    assert assets.main(["check", "--configfile", str(cfg)]) == 1
+    assert assets_main(["check", "--configfile", str(cfg)]) == 1
     assert f"no such file {weights}" in capsys.readouterr().out
     weights.write_bytes(b"w")
-    assert assets.main(["check", "--configfile", str(cfg)]) == 0
+    assert assets_main(["check", "--configfile", str(cfg)]) == 0
 
 
 def test_check_rejects_unknown_names_and_mixed_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown asset 'inceptoin'.*known: inception-fid-helper"):
-        assets.main(["check", "inceptoin"])
+        assets_main(["check", "inceptoin"])
     with pytest.raises(ValueError, match="not both"):
-        assets.main(["check", "lpips-alex", "--configfile", "workflows/config/default.yaml"])
+        assets_main(["check", "lpips-alex", "--configfile", "workflows/config/default.yaml"])
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
-    with pytest.raises(assets.ConfigError, match="expected a mapping"):
-        assets.main(["check", "--configfile", str(tmp_path / "list.yaml")])
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        assets_main(["check", "--configfile", str(tmp_path / "list.yaml")])

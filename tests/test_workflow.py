@@ -226,7 +226,7 @@ from dataclasses import dataclass
 import torch
 
 from e2ed2.config import knob
-from e2ed2.method import Batch, DiffusionConfig, Method, denoising_loss
+from e2ed2.methods.base import Batch, DiffusionConfig, Method, denoising_loss
 
 
 @dataclass(frozen=True)
@@ -248,12 +248,11 @@ class Toy(Method):
 def test_adding_a_toy_baseline_runs_through_the_dag(smoke_run):
     """The workflows/README.md recipe: one file, one registry line, one config entry (a partial file)."""
     root, _ = smoke_run
-    (root / "baselines/toy.py").write_text(TOY)
-    registry = root / "e2ed2/registry.py"
+    (root / "e2ed2/methods/toy.py").write_text(TOY)
+    registry = root / "e2ed2/methods/registry.py"
     text = registry.read_text()
-    assert "from baselines.ddpm import DDPM, EDM\n" in text and '    "e2ed2": E2ED2,\n' in text
-    text = text.replace("from baselines.ddpm import DDPM, EDM\n",
-                        "from baselines.ddpm import DDPM, EDM\nfrom baselines.toy import Toy\n")
+    assert "from .e2ed2 import E2ED2\n" in text and '    "e2ed2": E2ED2,\n' in text
+    text = text.replace("from .e2ed2 import E2ED2\n", "from .e2ed2 import E2ED2\nfrom .toy import Toy\n")
     registry.write_text(text.replace('    "e2ed2": E2ED2,\n', '    "e2ed2": E2ED2,\n    "toy": Toy,\n'))
     (root / "toy.yaml").write_text(
         "models: {toy: {method: {weight: 2.0}, train: {steps: 3}, variants: {main: {}}}}\n"

@@ -1,7 +1,7 @@
 """The method registry (one line per method) and the one builder that turns configs and
 checkpoint files into methods.
 
-Adding a baseline = a file in ``baselines/`` + a line in ``METHODS``. Methods never open
+Adding a baseline = a module in ``e2ed2/methods/`` + a line in ``METHODS``. Methods never open
 files: ``build_training`` resolves a method's teacher checkpoint, checks that it fits (same
 parameterisation and schedule; the same UNet when initialising from it), initialises the
 student from it and returns the frozen teacher for the loss; ``load_method`` rebuilds a
@@ -13,15 +13,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from baselines.consistency import ConsistencyDistillation, ConsistencyTraining
-from baselines.ddim import DDIM
-from baselines.ddpm import DDPM, EDM
-
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, parse
-from .e2e import E2ED2
-from .method import TEACHER_KEYS, Method
-from .nets import UNetConfig
+from ..checkpoint import CheckpointError, load_checkpoint
+from ..config import ConfigError, parse
+from ..nets import UNetConfig
+from .base import TEACHER_KEYS, Method
+from .consistency import ConsistencyDistillation, ConsistencyTraining
+from .diffusion import DDIM, DDPM, EDM
+from .e2ed2 import E2ED2
 
 METHODS: dict[str, type[Method]] = {
     "ddpm": DDPM,

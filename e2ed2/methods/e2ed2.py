@@ -41,22 +41,22 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
-from . import samplers
-from .config import ConfigError, knob
-from .discriminator import Discriminator, TeacherFeatureDiscriminator
-from .losses import PERCEPTUAL_BACKENDS, build_perceptual
-from .losses.adversarial import adaptive_weight, d_hinge, g_hinge, r1_penalty
-from .losses.distance import distance
-from .method import Batch, DiffusionConfig, Method
-from .pairing import ot_permutation
-from .pairs import TeacherPairs, load_pairs
+from .. import samplers
+from ..config import ConfigError, knob
+from ..discriminator import Discriminator, TeacherFeatureDiscriminator
+from ..losses import PERCEPTUAL_BACKENDS, build_perceptual
+from ..losses.adversarial import adaptive_weight, d_hinge, g_hinge, r1_penalty
+from ..losses.distance import distance
+from ..pairing import ot_permutation
+from ..pairs import TeacherPairs, load_pairs
+from .base import Batch, DiffusionConfig, Method, Teacher, TeacherConfig
 
 CHAIN_SAMPLERS = ("ddim", "euler", "heun", "dpmpp_2m", "ddpm")  # any σ-space sampler but consistency
 REC_SCHEDULES = ("constant", "cosine_decay", "linear_decay")
 
 
 @dataclass(frozen=True)
-class E2ED2Config(DiffusionConfig):
+class E2ED2Config(TeacherConfig, DiffusionConfig):
     steps: int = knob(2, min=1, doc="K: sampler steps unrolled in training (sampling may use any K')")
     sampler: Literal[CHAIN_SAMPLERS] = knob("ddim", doc="the chain trained through; sample() defaults to it")
     init: Literal["teacher", "scratch"] = knob("teacher", doc="start from the teacher's weights or at random")
@@ -132,7 +132,7 @@ class CheckpointedDenoiser(nn.Module):
         return checkpoint(self.denoiser, x, sigma, cond, use_reentrant=False)
 
 
-class E2ED2(Method):
+class E2ED2(Teacher, Method):
     name = "e2ed2"
     Config = E2ED2Config
 
@@ -150,9 +150,6 @@ class E2ED2(Method):
                                                         cfg.disc_sigma_std)
             else:
                 self.disc = Discriminator(nc.image_channels, nc.resolution, cfg.disc_channels, nc.vocab_size)
-
-    def teacher_path(self) -> str | None:
-        return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
 
     def uses_teacher(self) -> bool:
         return self.cfg.pairing == "teacher" and not self.cfg.teacher_pairs
@@ -290,7 +287,7 @@ class E2ED2(Method):
             target = pair_target
         elif cfg.pairing == "teacher":
             if teacher is None:
-                raise ValueError("e2ed2: pairing 'teacher' needs the frozen teacher (e2ed2.registry.build_training)")
+                raise ValueError("e2ed2: pairing 'teacher' needs the frozen teacher (e2ed2.methods.build_training)")
             target = self.teacher_target(teacher, z, c)
         else:
             target = x0

@@ -33,34 +33,22 @@ from typing import Literal
 import torch
 from torch import nn
 
-from e2ed2 import samplers
-from e2ed2.config import knob
-from e2ed2.denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
-from e2ed2.losses.distance import distance
-from e2ed2.method import Batch, DiffusionConfig, Method
-from e2ed2.precond import ConsistencyBoundary
+from .. import samplers
+from ..config import knob
+from ..denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
+from ..losses.distance import distance
+from ..precond import ConsistencyBoundary
+from .base import Batch, DiffusionConfig, Method, Teacher, TeacherConfig
 
 
 @dataclass(frozen=True)
-class ConsistencyConfig(DiffusionConfig):
-    init: Literal["teacher", "scratch"] = knob("scratch", doc="start from the teacher's weights or at random")
+class ConsistencyConfig(TeacherConfig, DiffusionConfig):
     teacher: str | None = knob(None, doc="teacher checkpoint (init: teacher; CD's ODE steps)")
     distance: Literal["l2", "l1", "pseudo_huber", "mslap"] = knob("l2", doc="d(·,·) of the consistency loss")
     huber_c: float | None = knob(None, gt=0, doc="pseudo-Huber c (default 0.00054·√dim)")
 
 
-def ode_step(D, x, sigma, sigma_next, cond, solver: str = "heun"):
-    """One probability-flow ODE step σ → σ_next (per-sample σ's), Euler or Heun (EDM, Alg. 1)."""
-    s, s_next = (v.to(x.dtype).view(-1, *([1] * (x.ndim - 1))) for v in (sigma, sigma_next))
-    d = (x - D(x, sigma, cond)) / s
-    x_next = x + (s_next - s) * d
-    if solver == "euler":
-        return x_next
-    d_next = (x_next - D(x_next, sigma_next, cond)) / s_next
-    return x + (s_next - s) * (d + d_next) / 2
-
-
-class ConsistencyMethod(Method):
+class ConsistencyMethod(Teacher, Method):
     """Shared parts of CD and CT: f_θ, the target θ⁻, the pair loss, consistency sampling."""
 
     default_sampler = "consistency"
@@ -73,9 +61,6 @@ class ConsistencyMethod(Method):
     @property
     def sigma_min(self) -> float:
         return self.schedule.sigma_min
-
-    def teacher_path(self) -> str | None:
-        return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
 
     def init_from(self, teacher: Method) -> None:
         super().init_from(teacher)
@@ -151,7 +136,7 @@ class ConsistencyDistillation(ConsistencyMethod):
 
     def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
         if teacher is None:
-            raise ValueError("cd: the loss needs the frozen teacher (build the run with e2ed2.registry.build_training)")
+            raise ValueError("cd: the loss needs the frozen teacher (build the run with e2ed2.methods.build_training)")
         x0, c = batch.x, batch.tokens
         sig = self.schedule.discretisation(self.cfg.N).to(x0.device)
         n = torch.randint(0, self.cfg.N - 1, (x0.shape[0],), generator=generator).to(x0.device)
@@ -160,7 +145,7 @@ class ConsistencyDistillation(ConsistencyMethod):
         x_next = x0 + sigma_next.to(x0.dtype).view(-1, 1, 1, 1) * z
         # the teacher's ODE step σ_{n+1} → σ_n (frozen teacher, no graph)
         with torch.no_grad():
-            x_n = ode_step(teacher.denoiser(), x_next, sigma_next, sigma_n, c, self.cfg.solver)
+            x_n = samplers.ode_step(teacher.denoiser(), x_next, sigma_next, sigma_n, c, self.cfg.solver)
         return self.pair_loss(x_next, sigma_next, x_n, sigma_n, c, self.target)
 
     def after_step(self, step: int, total: int) -> None:

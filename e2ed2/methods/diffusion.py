@@ -1,6 +1,6 @@
 """Denoising diffusion trained with the denoising loss: DDPM (Ho et al. 2020) and EDM (Karras et al. 2022).
 
-Both minimise λ(σ)·‖D_θ(x₀ + σn, σ) − x₀‖² (``e2ed2.method.denoising_loss``); they differ only in
+Both minimise λ(σ)·‖D_θ(x₀ + σn, σ) − x₀‖² (``base.denoising_loss``); they differ only in
 their defaults, i.e. in EDM Table 1's columns:
 
 - ``ddpm``: ε-prediction on the T = 1000 linear-β VP schedule, t ~ U{0…T−1}, unit weight on ε
@@ -10,7 +10,10 @@ their defaults, i.e. in EDM Table 1's columns:
 - ``edm``: EDM preconditioning (c_skip, c_out, c_in, c_noise = ln σ/4), ln σ ~ N(−1.2, 1.2²),
   λ(σ) = (σ² + σ_d²)/(σσ_d)², σ ∈ [0.002, 80]; sampled on the Karras ρ = 7 ladder.
 
-The same checkpoint serves the DDIM baseline through the deterministic ``ddim`` sampler.
+DDIM (Song et al. 2021) has no training of its own: a trained diffusion model (the DDPM or EDM
+teacher) under the deterministic ``ddim`` sampler (η = 0) at any step count. The workflow never
+trains "ddim": it samples the teacher's final.pt with ``--sampler ddim`` (``checkpoint_of:`` in
+the config); :meth:`DDIM.of` gives the same as a Method object, the teacher's weights unchanged.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Literal
 
 import torch
 
-from e2ed2.config import knob
-from e2ed2.method import Batch, DiffusionConfig, Method, denoising_loss
+from ..config import knob
+from .base import Batch, DiffusionConfig, Method, denoising_loss
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,21 @@ class EDM(DDPM):
     name = "edm"
     Config = EDMConfig
     default_sampler = "heun"
+
+
+class DDIM(Method):
+    name = "ddim"
+    Config = DiffusionConfig
+    default_sampler = "ddim"
+    trainable = False
+
+    @classmethod
+    def of(cls, model: Method) -> DDIM:
+        """``model`` (any diffusion Method) as DDIM: same config, same weights, sampler 'ddim'."""
+        ddim = cls(model.cfg, model.net.config)
+        ddim.net.load_state_dict(model.net.state_dict())
+        return ddim
+
+    def loss(self, batch: Batch, generator: torch.Generator, phase: str = "main", teacher=None) -> torch.Tensor:
+        raise RuntimeError("ddim has no training of its own: train 'ddpm' (or 'edm') and sample its checkpoint "
+                           "with --sampler ddim (or DDIM.of(model))")

@@ -6,7 +6,7 @@ A method owns its network(s) and defines a per-sample loss for each optimisation
 optimizers, LR warm-up, clipping, EMA, checkpoints and logs — identical for all methods.
 
 A method is built from plain arguments: its typed config (a frozen dataclass, ``Config``) and
-the UNet config. Files are opened elsewhere: ``e2ed2.registry`` resolves a teacher checkpoint,
+the UNet config. Files are opened elsewhere: ``registry`` resolves a teacher checkpoint,
 checks it and hands the frozen teacher to ``init_from`` (initial weights) and to ``loss``
 (a distillation target), the way NVlabs/edm's training loop wires its parts.
 """
@@ -19,11 +19,11 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from . import precond, samplers
-from .config import ConfigError, as_dict, knob
-from .denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
-from .nets import UNet, UNetConfig
-from .schedules import Schedule
+from .. import precond, samplers
+from ..config import ConfigError, as_dict, knob
+from ..denoiser import ClippedDenoiser, Denoiser, GuidedDenoiser
+from ..nets import UNet, UNetConfig
+from ..schedules import Schedule
 
 VP_SCHEDULES = ("linear", "cosine")
 
@@ -64,6 +64,15 @@ class DiffusionConfig:
 
 # The knobs a student must share with its teacher (initialising from it or stepping its ODE).
 TEACHER_KEYS = ("schedule", "T", "zero_snr", "sigma_min", "sigma_max", "precond", "sigma_data")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Knobs of a method that starts from, or distils, a trained teacher (a mixin of its config:
+    ``class MyConfig(TeacherConfig, DiffusionConfig)``; a subclass may re-declare a default)."""
+
+    init: Literal["teacher", "scratch"] = knob("scratch", doc="start from the teacher's weights or at random")
+    teacher: str | None = knob(None, doc="teacher checkpoint (the workflow sets it from the model's `teacher:`)")
 
 
 class Method(nn.Module):
@@ -156,6 +165,14 @@ class Method(nn.Module):
         if guidance != 1.0:
             D = GuidedDenoiser(D, guidance)
         return samplers.get_sampler(sampler)(D, self.prior(z, sigmas[0]), sigmas, cond, generator=generator)
+
+
+class Teacher:
+    """Mixin of a Method whose config has the TeacherConfig knobs: it needs the teacher's checkpoint
+    to initialise from it (``init: teacher``) or when its loss uses the frozen teacher."""
+
+    def teacher_path(self) -> str | None:
+        return self.cfg.teacher if self.cfg.init == "teacher" or self.uses_teacher() else None
 
 
 def denoising_loss(method: Method, x0: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
