@@ -29,6 +29,7 @@ import yaml
 
 from .config import ConfigError, deep_merge, did_you_mean
 from .methods import method_names
+from .metrics.families import FAMILIES
 
 DEFAULT_CONFIG = "workflows/config/default.yaml"
 SCHEMA = "workflows/schemas/config.schema.yaml"
@@ -178,6 +179,8 @@ def validate_config(config: dict, schema_path=SCHEMA, sources: ConfigSources | N
     error is one line naming the key (``config.sampling.n: 'many' is not of type 'integer'``)."""
     sources = sources or ConfigSources()
     schema = load_yaml(schema_path)
+    # the metric families are the registry's (e2ed2.metrics.families), not a list kept in the schema
+    schema["properties"]["metrics"]["properties"]["families"]["items"] = {"enum": list(FAMILIES)}
     valid = sorted(schema["properties"])
     for key in config:
         if key not in schema["properties"]:

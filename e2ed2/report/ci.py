@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..metrics import families
+
 LEVEL = 0.95
 
 
@@ -42,9 +44,8 @@ class Interval:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-# metric → (lower bound, upper bound) of its range; absent = unbounded
-RANGES = {"fid": (0.0, math.inf), "fd_clip": (0.0, math.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
-          "clip_score": (0.0, 100.0)}
+# metric → (lower bound, upper bound) of its range; absent = unbounded (e2ed2.metrics.families)
+RANGES = {m.name: m.range for m in families.METRICS.values() if m.range is not None}
 PROPORTIONS = ("precision", "recall")
 
 

@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..metrics import families
 from .aggregate import FLOOR_METHOD
 from .paired import direction, two_level
 from .spec import ablation_arms, c4_variants
 
-REPLICATE_FILES = {"fid": ("features.npz", "fid_boot"), "clip_score": ("clip_scores.npz", "clip_score_boot")}
+REPLICATE_FILES = families.replicate_files()  # metric → (replicate file, bootstrap key)
 ARM = ["dataset", "method", "variant", "sampler", "nfe"]
 KEY = ["claim", "dataset", "metric", "a", "b", "nfe", "b_scale"]  # one comparison
 COLUMNS = [*KEY, "lower_is_better", "left_out", "train_seed", "estimate", "low", "high", "outcome", "design",
@@ -166,7 +167,8 @@ def all_comparisons(df: pd.DataFrame, reps: dict, spec: dict) -> pd.DataFrame:
     df = df[df["method"] != FLOOR_METHOD]
     for dataset in sorted(df["dataset"].unique()):
         d = df[df["dataset"] == dataset]
-        for metric, claim, lower in (("fid", "C1", True), ("clip_score", "C2", False)):
+        for metric, claim in (("fid", "C1"), ("clip_score", "C2")):
+            lower = families.METRICS[metric].lower_is_better
             for nfe in spec["nfe"]:
                 A = _rows(d, metric, method=method, variant=matched_variant(d, spec, nfe), nfe=nfe)
                 baseline_rows = _rows(d, metric, method=baselines(d, spec), variant=spec["main_variant"], nfe=nfe)

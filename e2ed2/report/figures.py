@@ -25,17 +25,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..atomic import atomic_write
+from ..metrics import families
 from .aggregate import FLOOR_METHOD, k_variants, train_k_of
 from .ci import KEYS, summarise
 from .spec import ABLATION_CLAIMS, ablation_arms
 from .tables import NAMES, compact_hardware, name, rank
 
-LABEL = {"fid": "FID (lower is better)", "kid": "KID (lower is better)",
-         "clip_score": "CLIP score, 100·max(cos, 0) (higher is better)",
-         "fd_clip": "FD in CLIP space (lower is better)", "recall": "Recall (higher is better)",
-         "precision": "Precision (higher is better)"}
-TITLE = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "recall": "Recall",
-         "precision": "Precision"}
+# axis labels and titles of each metric (e2ed2.metrics.families)
+LABEL = {m.name: m.axis for m in families.METRICS.values()}
+TITLE = {m.name: m.title for m in families.METRICS.values()}
 ABLATION_TITLES = {"C4": "training K vs sampling K", "C5": "pure-noise vs leaky start", "C6": "perceptual loss",
                    "C7": "adversarial loss"}
 FLOOR_STYLE = {"ls": "--", "color": "0.2", "lw": 1.2, "zorder": 1}

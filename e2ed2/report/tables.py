@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
+from ..metrics import families
 from . import health
 from .aggregate import FLOOR_METHOD, train_k_of
 from .ci import summarise
@@ -32,10 +33,9 @@ from .spec import ABLATION_CLAIMS, ablation_arms
 NAMES = {"real": "real data (floor)", "edm": "EDM (teacher)", "ddpm": "DDPM (ε, linear β)", "ddim": "DDIM (η = 0)",
          "cd": "CD", "ct": "CT", "e2ed2": "E2ED²"}
 
-METRICS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("clip_score", "CLIP score ↑"), ("fd_clip", "FD_CLIP ↓"),
-           ("precision", "Precision ↑"), ("recall", "Recall ↑")]
-SHORT = {"fid": "FID", "kid": "KID", "clip_score": "CLIP score", "fd_clip": "FD_CLIP", "precision": "precision",
-         "recall": "recall"}
+# the metric columns and their names in running text (e2ed2.metrics.families)
+METRICS = [(m.name, m.header) for m in families.METRICS.values()]
+SHORT = {m.name: m.short for m in families.METRICS.values()}
 ROW_KEYS = ["method", "variant", "sampler", "steps", "nfe"]
 SPREAD = {"fid": "FID seed min–max", "clip_score": "CLIP seed min–max"}  # seed-level spread columns
 SINGLE = "¹"  # marks a value from one replicate

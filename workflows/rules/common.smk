@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
+from e2ed2.metrics.families import FAMILIES
 from e2ed2.plan import (
     DEFAULT_CONFIG,
     PAIRS_AMP,
@@ -356,10 +357,7 @@ def _set_wildcards(s):
 
 def _grouped_sets_args(sets, family):
     """--samples DIR <labels> --save-x NPZ --out JSON for each set, as the per-set rule orders them."""
-    keep, name = {
-        "fid": ("--save-features", "features.npz"),
-        "clip": ("--save-scores", "clip_scores.npz"),
-    }[family]
+    keep, name = FAMILIES[family].replicate_option, FAMILIES[family].replicate_file
     return " ".join(
         f"--samples {shlex.quote(expand_set(SAMPLES, s))} {metric_labels(_set_wildcards(s))}"
         f" {keep} {shlex.quote(f'{expand_set(METRICS, s)}/{name}')}"
