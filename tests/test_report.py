@@ -253,6 +253,25 @@ def test_c7_divergence_makes_not_supported(tmp_path):
     assert run(tmp_path / "m", train_runs=runs)[0]["C7"].verdict == "not supported"
 
 
+def test_c7_short_noisy_log_is_not_divergence(tmp_path):
+    """The committed default's mnist5k E2ED² seed-1 log: 5 rows whose generator loss (with its adversarial
+    term) swings 0.02 ↔ 0.08. One row per quarter cannot tell a blow-up from noise: finiteness only."""
+    synth(tmp_path / "m", 20.0)
+    train_dir = tmp_path / "run" / "mnist5k" / "train" / "e2ed2" / "main" / "s0"
+    train_dir.mkdir(parents=True)
+    losses = [0.0612, 0.0199, 0.0588, 0.0184, 0.0766]
+    train_dir.joinpath("stats.jsonl").write_text("".join(json.dumps({"step": s, "loss_main": x}) + "\n"
+                                                         for s, x in zip((25, 50, 75, 100, 120), losses)))
+    runs = curves.load_runs(tmp_path / "run")
+    assert not curves.diverged(runs) and not curves.blowup_tested(runs)
+    v = run(tmp_path / "m", train_runs=runs)[0]["C7"]
+    assert v.verdict != "not supported"
+    assert any("blow-up test not applied: 5 logged steps" in e["outcome"] for e in v.evidence)
+    # a single late spike in a long log is not a blow-up either (medians), a sustained one is
+    spike = [1.0] * 39 + [50.0]
+    assert not curves.diverged(pd.DataFrame({"run": "r", "loss": "main", "step": range(40), "value": spike}))
+
+
 # ---- tables, figures and the CLI ---------------------------------------------------------------
 def test_main_table_has_matched_arms_floor_and_readable_names(tmp_path):
     synth(tmp_path, 20.0, seeds=(0, 1))

@@ -40,7 +40,7 @@ from . import health
 from .aggregate import FLOOR_METHOD
 from .ci import t_interval, wilson
 from .comparisons import NONE, baselines, matched_variant
-from .curves import diverged
+from .curves import MIN_ROWS_PER_QUARTER, blowup_tested, diverged
 from .paired import SINGLE, SINGLE_SEED
 from .stability import NOT_ASSESSED, STABLE, UNSTABLE, decision_rows, loo_seeds, str_cols, without_seed
 
@@ -212,8 +212,10 @@ def ablation(pairs, spec, checks, cid, runs=None, seed_rows=None) -> Verdict:
         rule += (" The arms are the variants whose models differ from the main variant only in the K they were "
                  "trained with (read from each model's config).")
     if cid == "C7":
-        rule += (" The treatment's training logs must also show no divergence (curves.diverged), else not "
-                 "supported; without logs the verdict is at most inconclusive.")
+        rule += (" The treatment's training logs must also show no divergence (curves.diverged: a non-finite loss, "
+                 f"or, where each quarter of a log has ≥ {MIN_ROWS_PER_QUARTER} rows, a last-quarter median |loss| "
+                 "over 3× the second quarter's), else not supported; without logs the verdict is at most "
+                 "inconclusive.")
     need = "variants of the main recipe trained with another K" if cid == "C4" else f"the {cid} arms (spec ablations)"
     v = all_better(Verdict(cid, claim, rule, INCONCLUSIVE), pairs, cid, checks, need, seed_rows)
     if cid == "C7":
@@ -232,9 +234,12 @@ def _divergence(v: Verdict, runs, method: str, variants) -> Verdict:
         return v
     for run, g in sel.groupby("run"):
         reasons = diverged(g)
+        stable = "stable" if blowup_tested(g) else (
+            f"finite (blow-up test not applied: {g.groupby('loss')['step'].count().min()} logged steps, it needs "
+            f"{4 * MIN_ROWS_PER_QUARTER})")
         v.evidence.append({"dataset": g["dataset"].iloc[0], "what": f"training run {run}",
                            "value": f"{g['step'].max()} steps", "versus": "divergence rule", "versus_value": "",
-                           "outcome": "; ".join(reasons) or "stable", "level": "comparison"})
+                           "outcome": "; ".join(reasons) or stable, "level": "comparison"})
         if reasons and v.verdict != NOT_TESTED:
             v.verdict = NOT_SUPPORTED
     return v

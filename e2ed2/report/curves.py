@@ -11,9 +11,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-LATE_OVER_MID = 3.0  # divergence: mean |loss| over the last quarter > 3 × that over the second quarter
+LATE_OVER_MID = 3.0  # divergence: median |loss| over the last quarter > 3 × that over the second quarter
+# Logged rows per quarter the blow-up test needs: with fewer, one noisy row decides it (an E2ED²
+# generator loss carries the adversarial term, which swings 4× between log lines of a stable run)
+MIN_ROWS_PER_QUARTER = 3
 
 
 def load_runs(root) -> pd.DataFrame:
@@ -49,7 +53,9 @@ def load_runs(root) -> pd.DataFrame:
 
 
 def diverged(run: pd.DataFrame) -> list[str]:
-    """Reasons a run's logs show divergence (empty list = stable): non-finite or late blow-up of a loss."""
+    """Reasons a run's logs show divergence (empty list = stable): a non-finite loss, or — where each
+    quarter of the log has ``MIN_ROWS_PER_QUARTER`` rows — a late blow-up of a loss (median |loss| of
+    the last quarter > ``LATE_OVER_MID`` × that of the second quarter; medians: robust to one spike)."""
     reasons = []
     for loss, g in run.sort_values("step").groupby("loss"):
         v = g["value"].to_numpy()
@@ -57,9 +63,15 @@ def diverged(run: pd.DataFrame) -> list[str]:
             reasons.append(f"loss_{loss} non-finite")
             continue
         q = len(v) // 4
-        if q >= 1:
-            mid, late = abs(v[q:2 * q].mean()), abs(v[-q:].mean())
+        if q >= MIN_ROWS_PER_QUARTER:
+            mid, late = abs(float(np.median(v[q:2 * q]))), abs(float(np.median(v[-q:])))
             if late > LATE_OVER_MID * mid:
-                reasons.append(f"loss_{loss}: last-quarter mean |loss| {late:.3g} > {LATE_OVER_MID:g}× "
+                reasons.append(f"loss_{loss}: last-quarter median |loss| {late:.3g} > {LATE_OVER_MID:g}× "
                                f"second-quarter {mid:.3g}")
     return reasons
+
+
+def blowup_tested(run: pd.DataFrame) -> bool:
+    """Whether the log is long enough for ``diverged``'s blow-up test (else only finiteness is checked)."""
+    rows = run.groupby("loss")["step"].count()
+    return bool(len(rows)) and int(rows.min()) >= 4 * MIN_ROWS_PER_QUARTER
