@@ -2,7 +2,7 @@
 
 A method owns its network(s) and defines a per-sample loss for each optimisation *phase*
 (most methods have one, "main"; E2ED² with an adversarial term adds "disc", stepped before
-"main" every iteration). The shared loop in ``e2ed2.train`` owns everything else: data,
+"main" every iteration). The shared loop in ``e2ed2.trainer`` owns everything else: data,
 optimizers, LR warm-up, clipping, EMA, checkpoints and logs — identical for all methods.
 
 A method is built from plain arguments: its typed config (a frozen dataclass, ``Config``) and
