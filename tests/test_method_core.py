@@ -47,3 +47,17 @@ def test_student_checkpoint_samples_without_teacher_file(method, tiny_config, tm
     assert out.shape == (2, 1, 8, 8) and torch.isfinite(out).all()
     with pytest.raises(FileNotFoundError, match="teacher checkpoint not found"):
         build_training(cfg)
+
+
+def test_baselines_is_a_deprecated_alias_of_the_methods_package():
+    """The old top-level package still imports, warns, and hands out the classes of e2ed2.methods."""
+    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+            "try:\n    import baselines\nexcept DeprecationWarning as w:\n    assert 'e2ed2.methods' in str(w)\n"
+            "else:\n    raise SystemExit('no DeprecationWarning')\n"
+            "warnings.simplefilter('ignore', DeprecationWarning)\n"
+            "from baselines.ddpm import DDPM\nfrom baselines.ddim import DDIM\n"
+            "from baselines.consistency import ConsistencyDistillation\n"
+            "from e2ed2 import methods\n"
+            "assert (DDPM, DDIM, ConsistencyDistillation) == (methods.METHODS['ddpm'], methods.METHODS['ddim'], "
+            "methods.METHODS['cd'])")
+    subprocess.run([sys.executable, "-c", code], check=True)

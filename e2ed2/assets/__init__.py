@@ -9,7 +9,10 @@ put it; no network is touched. ``python -m e2ed2.assets fetch NAME|all`` downloa
 standard location when online (the workflow's ``fetch_assets`` target); ``table`` prints the
 README table; ``check`` reports what is present, offline:
 
-- ``check --configfile FILE [FILE ...]``: the assets that workflow config needs (``needs(config)``:
+This package's ``__init__`` is the leaf resolver (the library's loaders import it); what a config
+needs is ``preflight``, the CLI ``command`` (``python -m e2ed2.assets``):
+
+- ``check --configfile FILE [FILE ...]``: the assets that workflow config needs (``preflight.needs``:
   the FID Inception network always; an open_clip weights file only when ``metrics.clip.pretrained``
   is set; the LPIPS backbone only when some model's ``perceptual`` knob is ``lpips``/``lpips-vgg``;
   the VAE only with a ``latent:`` block) are REQUIRED — exit 1 if one is missing, naming its path
