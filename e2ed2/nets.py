@@ -50,10 +50,9 @@ class UNetConfig:
         if unused:
             raise ConfigError(f"net.attn_resolutions: {unused} not reached; the UNet's levels are at {reached}",
                               key="attn_resolutions")
-        for mult in self.channel_mult:
+        for level, mult in enumerate(self.channel_mult):
             c = self.channels * mult
-            if c % min(8, c) or (self.resolution // 2 ** self.channel_mult.index(mult) in self.attn_resolutions
-                                 and c % 4):
+            if c % min(8, c) or (reached[level] in self.attn_resolutions and c % 4):
                 raise ConfigError(f"net.channels × channel_mult = {c}: GroupNorm needs a multiple of 8 (or < 8) and "
                                   "attention a multiple of 4; e.g. channels: 16", key="channels")
         if self.text_dim % 4:

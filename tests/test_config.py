@@ -83,3 +83,13 @@ def test_the_example_run_config_is_valid():
     cfg = load_run_config(str(Path(__file__).resolve().parents[1] / "docs/run.example.yaml"))
     validate_run_config(cfg)
     assert TrainConfig.from_dict(cfg["train"]).steps == 200
+
+
+def test_attention_width_is_checked_at_the_level_that_has_attention():
+    """A width repeated at two levels (channel_mult 3, 1, 3): the level at 8×8 has attention, so its
+    6 channels (not a multiple of the 4 heads) are refused, though the first level's 6 need none."""
+    from e2ed2.nets import UNetConfig
+
+    with pytest.raises(ConfigError, match="attention a multiple of 4"):
+        UNetConfig(channels=2, channel_mult=(3, 1, 3), attn_resolutions=(8,))
+    assert UNetConfig(channels=2, channel_mult=(3, 1, 3), attn_resolutions=()).channels == 2
