@@ -471,3 +471,19 @@ def test_image_folder_of_mixed_sizes_is_refused(tmp_path):
     Image.new("RGB", (9, 8)).save(tmp_path / "b.png")
     with pytest.raises(ValueError, match="images of different sizes .* resize them to one size"):
         common.load_image_files(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["fid", "clip"])
+def test_the_family_registry_names_options_its_cli_has(family):
+    """e2ed2.metrics.families says which `calc` option writes a family's replicate file (the grouped
+    metric rules build their commands from it): each family's CLI module must have that option."""
+    import argparse
+    import importlib
+
+    from e2ed2.metrics import families
+
+    f = families.FAMILIES[family]
+    parser = importlib.import_module(f"e2ed2.metrics.{f.name}").build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert f.replicate_option in sub.choices["calc"]._option_string_actions
+    assert set(f.metrics) <= set(families.METRICS) and set(f.replicates) <= set(f.metrics)

@@ -355,30 +355,35 @@ def _set_wildcards(s):
     )
 
 
+def metric_set_args(w, family):
+    """One sample set's ``--samples DIR <labels> --save-x NPZ --out JSON`` for ``python -m
+    e2ed2.metrics.<family> calc``: the per-set rule's, and repeated per set by a per-arm job.
+    """
+    f = FAMILIES[family]
+    return (
+        f"--samples {shlex.quote(expand_set(SAMPLES, w))} {metric_labels(w)}"
+        f" {f.replicate_option} {shlex.quote(f'{expand_set(METRICS, w)}/{f.replicate_file}')}"
+        f" --out {shlex.quote(f'{expand_set(METRICS, w)}/{family}.json')}"
+    )
+
+
 def _grouped_sets_args(sets, family):
-    """--samples DIR <labels> --save-x NPZ --out JSON for each set, as the per-set rule orders them."""
-    keep, name = FAMILIES[family].replicate_option, FAMILIES[family].replicate_file
-    return " ".join(
-        f"--samples {shlex.quote(expand_set(SAMPLES, s))} {metric_labels(_set_wildcards(s))}"
-        f" {keep} {shlex.quote(f'{expand_set(METRICS, s)}/{name}')}"
-        f" --out {shlex.quote(f'{expand_set(METRICS, s)}/{family}.json')}"
-        for s in sets
+    """Every set's ``metric_set_args``, in plan order."""
+    return " ".join(metric_set_args(_set_wildcards(s), family) for s in sets)
+
+
+def sample_set_args(w):
+    """``python -m e2ed2.sample``'s arguments for one sample set: the per-set rule's, and joined
+    by ``--next`` in a per-arm job."""
+    ema = "" if config["sampling"]["ema"] else " --no-ema"
+    return (
+        f"--ckpt {shlex.quote(sample_ckpt(w))} --data {shlex.quote(DATA.format(dataset=w.dataset))}"
+        f" --batch-size {config['sampling']['batch_size']} --guidance {config['sampling']['guidance']}{ema}"
+        f" --steps {w.steps} --sampler {w.sampler} --seeds {PLAN.seeds_for(int(w.block))} {mid_sigmas_arg(w)}"
+        f" --out {shlex.quote(expand_set(SAMPLES, w))}"
     )
 
 
 def _grouped_sample_args(sets):
-    """One --next-joined argument list per set, as the per-set rule writes it."""
-    common = (
-        f"--data {shlex.quote(DATA.format(dataset=sets[0].dataset))}"
-        f" --batch-size {config['sampling']['batch_size']} --guidance {config['sampling']['guidance']}"
-        + ("" if config["sampling"]["ema"] else " --no-ema")
-    )
-    parts = []
-    for s in sets:
-        w = _set_wildcards(s)
-        parts.append(
-            f"--ckpt {shlex.quote(sample_ckpt(w))} {common} --steps {s.steps} --sampler {s.sampler}"
-            f" --seeds {PLAN.seeds_for(s.block)} {mid_sigmas_arg(w)}"
-            f" --out {shlex.quote(expand_set(SAMPLES, s))}"
-        )
-    return " --next ".join(parts)
+    """Every set's ``sample_set_args``, joined by ``--next``, in plan order."""
+    return " --next ".join(sample_set_args(_set_wildcards(s)) for s in sets)

@@ -73,12 +73,10 @@ rule metrics_fid:
     resources:
         **job_resources("metrics"),
     params:
-        samples=lambda w, input: os.path.dirname(input.samples),
-        labels=metric_labels,
+        set=lambda w: metric_set_args(w, "fid"),
     shell:
-        "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.fid calc --samples {params.samples}"
-        " --ref {input.ref} --threads {threads} {params.labels}"
-        " --save-features {output.features} --out {output.json} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.fid calc --ref {input.ref} --threads {threads}"
+        " {params.set} > {log} 2>&1"
 
 
 if not CLIP.get("pretrained"):
@@ -155,12 +153,10 @@ rule metrics_clip:
         **job_resources("metrics"),
     params:
         clip=clip_spec,
-        samples=lambda w, input: os.path.dirname(input.samples),
-        labels=metric_labels,
+        set=lambda w: metric_set_args(w, "clip"),
     shell:
         "OMP_NUM_THREADS={threads} python -m e2ed2.metrics.clip calc --clip {params.clip}"
-        " --samples {params.samples} --ref {input.ref} --threads {threads} {params.labels}"
-        " --save-scores {output.scores} --out {output.json} > {log} 2>&1"
+        " --ref {input.ref} --threads {threads} {params.set} > {log} 2>&1"
 
 
 # The real-image CLIP score (train images with their own captions) and FD_CLIP floor, same n

@@ -21,17 +21,9 @@ rule sample:
     resources:
         **job_resources("sample"),
     params:
-        seeds=lambda w: PLAN.seeds_for(int(w.block)),
-        batch_size=config["sampling"]["batch_size"],
-        guidance=config["sampling"]["guidance"],
-        ema="" if config["sampling"]["ema"] else "--no-ema",
-        mid_sigmas=mid_sigmas_arg,
-        out=lambda w, output: os.path.dirname(output.samples),
+        args=sample_set_args,
     shell:
-        "OMP_NUM_THREADS={threads} python -m e2ed2.sample --ckpt {input.ckpt} --data {input.data}"
-        " --steps {wildcards.steps} --sampler {wildcards.sampler} --seeds {params.seeds}"
-        " --batch-size {params.batch_size} --guidance {params.guidance} {params.ema} {params.mid_sigmas}"
-        " --threads {threads} --out {params.out} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m e2ed2.sample {params.args} --threads {threads} > {log} 2>&1"
 
 
 # ---- one job per arm (or per trained model): its sample sets in one process
