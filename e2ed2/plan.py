@@ -74,6 +74,7 @@ class Plan:
         self.sources = sources or ConfigSources()
         self.R = f"results/{config['run']}"
         self._shapes: dict[str, tuple[int, int]] = {}
+        self._methods: dict[tuple[str, str, str], object] = {}  # method_of
 
     # ---- datasets and models --------------------------------------------------------------
     def datasets(self) -> list[str]:
@@ -286,6 +287,15 @@ class Plan:
             self.model_spec(s.dataset, s.method, s.variant)
             self.mid_sigmas(s.dataset, s.method, s.variant, s.sampler, s.steps)
 
+    def method_of(self, dataset: str, method: str, variant: str):
+        """The typed method config of a model as its (first training seed's) run config resolves it,
+        inheritance included; computed once per model."""
+        key = (dataset, method, variant)
+        if key not in self._methods:
+            run = self.run_config(dataset, method, variant, self.train_seeds(dataset, method, variant)[0])
+            self._methods[key] = method_config(run["method"])[1]
+        return self._methods[key]
+
     def inherited(self, dataset: str, method: str, variant: str) -> dict:
         """What a student takes from its teacher: every ``TEACHER_KEYS`` knob (noise schedule,
         parameterisation) it leaves unset, at the teacher's resolved value wherever that differs from
@@ -294,8 +304,7 @@ class Plan:
         spec = self.model_spec(dataset, method, variant)
         if "teacher" not in spec:
             return {}
-        tm, tv = spec["teacher"].split("/")
-        _, teacher = method_config(self.run_config(dataset, tm, tv, self.train_seeds(dataset, tm, tv)[0])["method"])
+        teacher = self.method_of(dataset, *spec["teacher"].split("/"))
         own = spec.get("method") or {}
         base = {f.name: f.default for f in dataclasses.fields(DiffusionConfig)}
         mine = {f.name: f.default for f in dataclasses.fields(get_method(spec.get("registry_name", method)).Config)}
@@ -305,10 +314,7 @@ class Plan:
     def check_teacher_agrees(self, dataset: str, m: str, v: str, teacher: str) -> None:
         """A student's noise schedule and preconditioning (``TEACHER_KEYS``) equal its teacher's,
         checked when the DAG is built instead of when the student's job loads the teacher."""
-        self.model_spec(dataset, *teacher.split("/"))
-        tm, tv = teacher.split("/")
-        _, student = method_config(self.run_config(dataset, m, v, self.train_seeds(dataset, m, v)[0])["method"])
-        _, mine = method_config(self.run_config(dataset, tm, tv, self.train_seeds(dataset, tm, tv)[0])["method"])
+        student, mine = self.method_of(dataset, m, v), self.method_of(dataset, *teacher.split("/"))
         for k in TEACHER_KEYS:
             if hasattr(student, k) and hasattr(mine, k) and getattr(student, k) != getattr(mine, k):
                 where = self.sources.where_key(k, ("models", m))
