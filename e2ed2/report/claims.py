@@ -40,7 +40,7 @@ from . import health
 from .aggregate import FLOOR_METHOD
 from .ci import t_interval, wilson
 from .comparisons import NONE, baselines, matched_variant
-from .curves import MIN_ROWS_PER_QUARTER, blowup_tested, diverged
+from .curves import MIN_ROWS_PER_QUARTER, blowup_tested, diverged, logged_rows
 from .paired import SINGLE, SINGLE_SEED
 from .stability import NOT_ASSESSED, STABLE, UNSTABLE, decision_rows, loo_seeds, str_cols, without_seed
 
@@ -235,7 +235,7 @@ def _divergence(v: Verdict, runs, method: str, variants) -> Verdict:
     for run, g in sel.groupby("run"):
         reasons = diverged(g)
         stable = "stable" if blowup_tested(g) else (
-            f"finite (blow-up test not applied: {g.groupby('loss')['step'].count().min()} logged steps, it needs "
+            f"finite (blow-up test not applied: {logged_rows(g)} logged steps, it needs "
             f"{4 * MIN_ROWS_PER_QUARTER})")
         v.evidence.append({"dataset": g["dataset"].iloc[0], "what": f"training run {run}",
                            "value": f"{g['step'].max()} steps", "versus": "divergence rule", "versus_value": "",

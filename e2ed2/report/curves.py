@@ -71,7 +71,12 @@ def diverged(run: pd.DataFrame) -> list[str]:
     return reasons
 
 
+def logged_rows(run: pd.DataFrame) -> int:
+    """The fewest logged rows of any loss of a run (0 without logs)."""
+    rows = run.groupby("loss")["step"].count()
+    return int(rows.min()) if len(rows) else 0
+
+
 def blowup_tested(run: pd.DataFrame) -> bool:
     """Whether the log is long enough for ``diverged``'s blow-up test (else only finiteness is checked)."""
-    rows = run.groupby("loss")["step"].count()
-    return bool(len(rows)) and int(rows.min()) >= 4 * MIN_ROWS_PER_QUARTER
+    return logged_rows(run) >= 4 * MIN_ROWS_PER_QUARTER
