@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from .config import ConfigError, deep_merge, did_you_mean
 from .data import peek_shape
-from .methods import TEACHER_KEYS, DiffusionConfig, get_method, method_config, validate_run_config
+from .methods import TEACHER_KEYS, DiffusionConfig, RunConfig, get_method, method_config
 from .nets import UNetConfig
 from .train_config import TrainConfig
 from .workflow_config import (  # noqa: F401 (the workflow's config API, re-exported for the Snakefile)
@@ -324,12 +324,10 @@ class Plan:
                                   f"{getattr(mine, k)!r})", key=k)
 
     def _parse_run_config(self, dataset: str, m: str, v: str, seed: int) -> None:
-        """The typed method, net and train configs of one run config; a bad knob is a ConfigError
-        naming the model, the closest valid key and the file that set the bad one."""
+        """The run config of one model parsed (``RunConfig``: method, net and train knobs typed); a bad
+        knob is a ConfigError naming the model, the closest valid key and the file that set the bad one."""
         try:
-            run = self.run_config(dataset, m, v, seed)  # resolves the method knobs too (pairs_file)
-            validate_run_config(run)
-            TrainConfig.from_dict(run["train"])
+            RunConfig.parse(self.run_config(dataset, m, v, seed))  # resolves the method knobs too (pairs_file)
             return
         except ConfigError as err:
             e = err

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     config = load_run_config(args.config, args.config_json, args.set)
     if not config.get("latent") and "data" in config:  # the data's shape first: it decides the net's
         check_data_fits_net(config, peek_shape(config["data"]))
-    methods.validate_run_config(config)
+    run = methods.RunConfig.parse(config)  # the one parse of this process: the loop gets the object
     # Ctrl-C (SIGINT) stops at the next step boundary with latest.pt saved; a second one aborts
     stop = threading.Event()
 
@@ -119,10 +119,9 @@ def main(argv=None) -> int:
     def should_stop() -> bool:
         return stop.is_set() or bool(args.watch_pid and cli.process_gone(args.watch_pid))
 
-    report = None if args.no_progress else ProgressReport(
-        f"train {config['method']['name']}", TrainConfig.from_dict(config.get("train")).log_every)
+    report = None if args.no_progress else ProgressReport(f"train {run.cls.name}", run.train.log_every)
     try:
-        final = train(config, args.out, on_step=report, on_mismatch="restart" if args.restart else "error",
+        final = train(run, args.out, on_step=report, on_mismatch="restart" if args.restart else "error",
                       should_stop=should_stop)
     except NonFiniteLossError as e:
         latest = Path(args.out) / "latest.pt"

@@ -38,7 +38,7 @@ from .atomic import write_json
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, as_dict
 from .data import ImageDataset, load_dataset, to_model_range
-from .methods import Batch, Method
+from .methods import Batch, Method, RunConfig
 from .nets import UNetConfig, count_parameters
 from .text import tokenize
 from .train_config import TrainConfig, autocast, ema_decay_at, ema_summary, warn_if_ema_decay_unused
@@ -54,26 +54,27 @@ class Interrupted(RuntimeError):
     """Training stopped on request (its parent process died); the last checkpoint is kept."""
 
 
-def training_tensor(config: dict, data: ImageDataset, train: ImageDataset) -> torch.Tensor:
-    """x₀ for training: the train images in [-1, 1], or their VAE latents with ``config.latent``."""
-    if config.get("latent"):
+def training_tensor(run: RunConfig, data: ImageDataset, train: ImageDataset) -> torch.Tensor:
+    """x₀ for training: the train images in [-1, 1], or their VAE latents with ``run.latent``."""
+    if run.latent:
         from .latent import load_latents  # latent runs only: it pulls in the asset resolver (+0.45 s per job)
 
-        return load_latents(config["latent"], data, "train")
+        return load_latents(run.latent, data, "train")
     return to_model_range(train.images)
 
 
 class Trainer:
-    """State of one training run (method, teacher, optimizers, EMA, RNG) and one ``step()``."""
+    """State of one training run (method, teacher, optimizers, EMA, RNG) and one ``step()``,
+    built from a parsed :class:`RunConfig` (a dict is parsed here, once)."""
 
-    def __init__(self, config: dict, data: ImageDataset, dist_info: distributed.DistInfo | None = None):
-        self.config = config
-        self.tc = TrainConfig.from_dict(config.get("train"))
+    def __init__(self, config: RunConfig | dict, data: ImageDataset, dist_info: distributed.DistInfo | None = None):
+        self.run = RunConfig.parse(config)
+        self.tc: TrainConfig = self.run.train
         self.dist = dist_info or distributed.DistInfo()
         self.rows = distributed.batch_slice(self.tc.batch_size, self.dist)
         self.device = distributed.resolve_device(self.tc.device, self.dist)
         torch.manual_seed(self.tc.seed)  # network initialisation (identical on every rank)
-        method, teacher = methods.build_training(config)
+        method, teacher = methods.build_training(self.run)
         self.method: Method = method.to(self.device)
         self.teacher = teacher.to(self.device) if teacher is not None else None
         self.ema = copy.deepcopy(self.method.net).requires_grad_(False)
@@ -93,15 +94,15 @@ class Trainer:
         train = data.subset("train")
         if len(train) == 0:
             raise ValueError(f"{data.name}: no training images (split == 0)")
-        self.images = training_tensor(config, data, train)
+        self.images = training_tensor(self.run, data, train)
         net_cfg = self.method.net.config
         self.tokens = tokenize(list(train.captions), net_cfg.vocab_size, net_cfg.max_tokens)
         self.labels = torch.as_tensor(train.labels)
         self.step_idx = 0
         teacher_path = self.method.teacher_path()
         self.identity = runs.identity(
-            self.method.config_dict(), net_cfg.to_dict(), as_dict(self.tc), config["data"],
-            latent=config.get("latent"), world_size=self.dist.world_size,
+            self.method.config_dict(), net_cfg.to_dict(), as_dict(self.tc), self.run.data,
+            latent=self.run.latent, world_size=self.dist.world_size,
             teacher=methods.teacher_identity(teacher_path) if teacher_path else None)
         self.run_hash = runs.run_hash(self.identity)
 
@@ -113,7 +114,7 @@ class Trainer:
             rng["per_rank"] = distributed.all_gather_objects(self.method_generator.get_state())
         return {
             "method": self.method.name,
-            "config": {**self.config, "method": self.method.config_dict()},
+            "config": self.run.as_dict(),
             "run_hash": self.run_hash,
             "identity": self.identity,
             "step": self.step_idx,
@@ -287,7 +288,7 @@ def _folder_decision(trainer: Trainer, out: Path, on_mismatch: str) -> str | Non
     return f"no latest.pt to resume from; removing the earlier run's {', '.join(earlier)}"
 
 
-def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress], None] | None = None,
+def train(config: RunConfig | dict, out_dir: str | os.PathLike, on_step: Callable[[Progress], None] | None = None,
           stop_after: int | None = None, on_mismatch: Literal["error", "restart"] = "error",
           should_stop: Callable[[], bool] | None = None) -> Path:
     """Run (or resume) training into ``out_dir``; returns the final checkpoint path.
@@ -297,25 +298,27 @@ def train(config: dict, out_dir: str | os.PathLike, on_step: Callable[[Progress]
     ``on_step`` gets a :class:`Progress` after every step (rank 0; the CLI prints from it);
     ``stop_after`` ends early after that many total steps (tests); ``should_stop`` is polled
     between steps (a true answer saves latest.pt and raises :class:`Interrupted`).
+    ``config``: a parsed :class:`RunConfig`, or a run config dict (parsed here).
     """
     out = Path(out_dir)
-    tc = TrainConfig.from_dict(config.get("train"))
+    run = RunConfig.parse(config)
+    tc = run.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     # TF32 is a process-wide switch: set from the config, both ways, so runs are explicit
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
     info = distributed.env_info()
     distributed.init(distributed.resolve_device(tc.device, info))
-    data = load_dataset(config["data"])
-    check_data_fits_net(config, data.images.shape[1:])
-    trainer = Trainer(config, data, info)
+    data = load_dataset(run.data)
+    check_data_fits_net(run.source, data.images.shape[1:])
+    trainer = Trainer(run, data, info)
     with runs.writing(out, RUN_FILES, info.is_main):  # one writer; a killed writer's temp files removed
         if _prepare_folder(trainer, out, on_mismatch, info):  # finished: write nothing, not even the log
             print(f"{out / 'final.pt'}: this configuration is trained already; nothing to do", file=sys.stderr)
             return out / "final.pt"
         if info.is_main:  # the config and the folder are accepted: say what the EMA will be
             warn_if_ema_decay_unused(tc)
-            write_json(out / "config.json", {**config, "run_hash": trainer.run_hash, "resolved": {
+            write_json(out / "config.json", {**run.source, "run_hash": trainer.run_hash, "resolved": {
                 "train": as_dict(tc), "ema": ema_summary(tc), "method": trainer.method.config_dict(),
                 "net": trainer.method.net.config.to_dict(),
                 "parameters": count_parameters(trainer.method.net), "world_size": info.world_size}})

@@ -232,3 +232,24 @@ def test_cosine_schedule_warms_up_then_decays_to_zero(tiny_config, tmp_path):
     assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])  # linear warm-up
     assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.02 * lrs[3]  # cosine down towards 0
     assert lrs[4 + 8] == pytest.approx(0.5e-3, rel=1e-6)  # halfway through the decay: lr/2
+
+
+def test_the_train_cli_parses_the_run_config_once_and_hands_the_loop_the_object(tiny_config, tmp_path, monkeypatch):
+    """One parse per process (issue #28): the CLI turns the dict into a RunConfig, and the loop,
+    the Trainer and the method builders take that object without parsing any block again."""
+    from e2ed2 import methods, train_config
+    from e2ed2.methods import registry
+
+    parsed = []
+    real_method_config, real_train = registry.method_config, train_config.TrainConfig.from_dict
+    monkeypatch.setattr(registry, "method_config", lambda m: parsed.append("method") or real_method_config(m))
+    monkeypatch.setattr(train_config.TrainConfig, "from_dict",
+                        staticmethod(lambda d: parsed.append("train") or real_train(d)))
+    cfg = tiny_config(steps=2)
+    assert train_main(["--config-json", json.dumps(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert parsed == ["method", "train"]
+    ckpt = load_checkpoint(tmp_path / "r" / "final.pt")
+    # the checkpoint keeps the config as written, with the method's every knob resolved
+    run = methods.RunConfig.parse(cfg)
+    assert ckpt["config"] == {**cfg, "method": {"name": run.cls.name, **methods.registry.as_dict(run.method)}}
+    assert methods.RunConfig.parse(ckpt["config"]) == run

@@ -5,7 +5,8 @@
     diffusion     DDPM, EDM (denoising loss) and DDIM (a trained model under the η = 0 sampler)
     consistency   consistency distillation "cd" and training "ct"
     e2ed2         E2ED², the method under test (trained through its own K-step chain)
-    registry      name → class (``METHODS``), and the builder that opens teacher and checkpoint files
+    registry      name → class (``METHODS``), the typed ``RunConfig``, and the builder that opens
+                  teacher and checkpoint files
 
 Adding a method (docs/DESIGN.md "Add a baseline"): a module here, a line in ``registry.METHODS``,
 an entry in the workflow config.
@@ -14,6 +15,7 @@ an entry in the workflow config.
 from .base import TEACHER_KEYS, Batch, DiffusionConfig, Method, Teacher, TeacherConfig, denoising_loss
 from .registry import (
     METHODS,
+    RunConfig,
     build_method,
     build_training,
     get_method,
@@ -25,6 +27,6 @@ from .registry import (
     validate_run_config,
 )
 
-__all__ = ["METHODS", "TEACHER_KEYS", "Batch", "DiffusionConfig", "Method", "Teacher", "TeacherConfig", "build_method",
-           "build_training", "denoising_loss", "get_method", "load_method", "load_teacher", "method_config",
-           "method_names", "teacher_identity", "validate_run_config"]
+__all__ = ["METHODS", "TEACHER_KEYS", "Batch", "DiffusionConfig", "Method", "RunConfig", "Teacher", "TeacherConfig",
+           "build_method", "build_training", "denoising_loss", "get_method", "load_method", "load_teacher",
+           "method_config", "method_names", "teacher_identity", "validate_run_config"]

@@ -6,16 +6,23 @@ files: ``build_training`` resolves a method's teacher checkpoint, checks that it
 parameterisation and schedule; the same UNet when initialising from it), initialises the
 student from it and returns the frozen teacher for the loss; ``load_method`` rebuilds a
 trained method from its checkpoint.
+
+``RunConfig`` is a run config ``{data, method, net, train[, latent]}`` typed: parsed once
+(``RunConfig.parse``) where it enters a process — the workflow's plan at DAG build, the train
+CLI, a checkpoint's ``config`` — and handed on as this object (the trainer, the builders).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import ConfigError, parse
+from ..config import ConfigError, as_dict, check_run_config_keys, parse
 from ..nets import UNetConfig
+from ..train_config import TrainConfig
 from .base import TEACHER_KEYS, Method
 from .consistency import ConsistencyDistillation, ConsistencyTraining
 from .diffusion import DDIM, DDPM, EDM
@@ -49,19 +56,52 @@ def method_config(method: dict):
     return cls, parse(cls.Config, {k: v for k, v in method.items() if k != "name"}, f"method {method['name']!r}")
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run's config, every block typed: ``method`` is the method's ``Config``
+    (``cls`` its class), ``net`` a UNetConfig, ``train`` a TrainConfig; ``data`` and ``latent``
+    as written. ``source`` keeps the dict it was parsed from (what config.json and checkpoints
+    store, so they read as the user wrote them)."""
+
+    data: str | None
+    cls: type[Method]
+    method: Any
+    net: UNetConfig
+    train: TrainConfig
+    latent: dict | None = None
+    source: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, config: dict | RunConfig, require_data: bool = True) -> RunConfig:
+        """Every block checked (unknown keys, types, bounds: ConfigErrors naming the key); a
+        RunConfig is returned as it is. ``require_data=False`` for a bare {method, net} (tests)."""
+        if isinstance(config, RunConfig):
+            return config
+        if require_data:
+            check_run_config_keys(config)
+        method_cls, method = method_config(config.get("method"))
+        return cls(data=config.get("data"), cls=method_cls, method=method, net=UNetConfig.from_dict(config.get("net")),
+                   train=TrainConfig.from_dict(config.get("train")), latent=config.get("latent") or None,
+                   source=config)
+
+    def as_dict(self) -> dict:
+        """The run config as stored beside the weights: as written, with the method's every knob resolved."""
+        return {**self.source, "method": {"name": self.cls.name, **as_dict(self.method)}}
+
+
 def validate_run_config(config: dict) -> None:
-    """Check every method/net knob of a run config without building anything (for the DAG)."""
-    method_config(config.get("method"))
-    UNetConfig.from_dict(config.get("net"))
+    """Check every method/net/train knob of a run config without building anything (for the DAG)."""
+    RunConfig.parse(config, require_data=False)
 
 
-def build_method(config: dict) -> Method:
-    """The method of a run config {"method": {"name", knobs}, "net": {...}}, randomly initialised."""
-    cls, cfg = method_config(config.get("method"))
-    return cls(cfg, UNetConfig.from_dict(config.get("net")))
+def build_method(config: dict | RunConfig) -> Method:
+    """The method of a run config (``{"method": {"name", knobs}, "net": {...}}`` or a RunConfig),
+    randomly initialised."""
+    run = RunConfig.parse(config, require_data=False)
+    return run.cls(run.method, run.net)
 
 
-def build_training(config: dict) -> tuple[Method, Method | None]:
+def build_training(config: dict | RunConfig) -> tuple[Method, Method | None]:
     """(method, teacher) for training: the method initialised from its teacher when its config
     says so; the frozen teacher is returned only when the method's loss uses it."""
     method = build_method(config)
