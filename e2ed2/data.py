@@ -21,6 +21,8 @@ dataset will have from the file header alone, so the workflow can size the UNet 
 Any dataset without a ``split`` array (a user .npz, an image folder) gets ``heldout_split``:
 a class-stratified held-out fraction (all images one class when unlabelled), recorded in the
 converted .npz and printed by the conversion — never an empty reference set.
+
+Which data a model, a sample set or a metric reference is of: ``e2ed2.data_identity``.
 """
 
 from __future__ import annotations

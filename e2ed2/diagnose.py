@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import cli
+from . import cli, data_identity
 from .atomic import write_text
 from .data import load_dataset, to_model_range
 from .distributed import resolve_device
 from .methods import load_method
 from .metrics import backends, common
 from .metrics.fid import load_reference
-from .sample import conditions_for, generate
+from .sample import conditions_for, generate, trained_on
 from .text import tokenize
 
 
@@ -81,6 +81,8 @@ def curve(run, ref_path, samplers: list[tuple[str, int]], n: int, device, batch_
     rows = []
     for path in snapshots_of(Path(run)):
         method, ckpt = load_method(path)
+        data_identity.check_same_data(trained_on(ckpt), ref["meta"].get("data_identity"), str(path),
+                                      f"the reference {ref_path}")
         method = method.to(device).eval()
         data = load_dataset(ckpt["config"]["data"])
         seeds = list(range(n))

@@ -2,7 +2,7 @@
 
 Identity: the run hash is the SHA-256 of everything that determines the weights — the resolved
 method, network and training knobs (not logging, checkpoint cadence or threads), the data (the
-file's content hash, or the built-in name), the latent block, the world size, and for a
+file's content hash, or the built-in name: ``e2ed2.data_identity``), the latent block, the world size, and for a
 student the teacher's own run hash and step. Checkpoints carry it; resuming a folder whose
 checkpoint has another hash is refused (or, when asked, the folder is restarted), with the
 changed keys named, so a changed knob can never silently reuse old weights.
@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .atomic import remove_stale, write_text
+from .data_identity import identity as data_identity
 
 # TrainConfig keys that change neither the weights nor the folder's outputs (excluded from the
 # identity). `snapshots` stays in: snapshots are taken while training, so adding one needs a new run.
@@ -38,25 +39,6 @@ class RunMismatchError(RuntimeError):
 
 class RunLockedError(RuntimeError):
     """Another trainer is writing the folder."""
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def data_identity(spec: str) -> dict:
-    """The dataset as it determines the weights: a file's content hash, a folder's listing, or a name."""
-    p = Path(str(spec))
-    if p.is_file():
-        return {"file": p.name, "sha256": file_digest(p)}
-    if p.is_dir():
-        listing = sorted((f.name, f.stat().st_size) for f in p.iterdir() if f.is_file())
-        return {"folder": p.name, "listing_sha256": hashlib.sha256(json.dumps(listing).encode()).hexdigest()}
-    return {"builtin": str(spec)}
 
 
 def identity(method_cfg: dict, net_cfg: dict, train_cfg: dict, data: str, *, latent=None, world_size: int = 1,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cli, distributed, runs
+from . import cli, data_identity, distributed, runs
 from .atomic import atomic_write, write_json
 from .data import ImageDataset, load_dataset, to_uint8
 from .denoiser import CountingDenoiser, GuidedDenoiser
@@ -162,6 +162,12 @@ def model_record(ckpt: dict) -> dict:
             "train_step": int(ckpt["step"]), "train_images": int(ckpt["step"]) * int(batch) if batch else None}
 
 
+def trained_on(ckpt: dict) -> dict:
+    """The identity (``e2ed2.data_identity``) of the data a checkpoint's model trained on: as its run
+    identity recorded it, else (a checkpoint without one) of its config's data as found now."""
+    return (ckpt.get("identity") or {}).get("data") or data_identity.identity(ckpt["config"]["data"])
+
+
 def build_parser():
     p = cli.parser("e2ed2.sample", "Sample a checkpoint: write samples.npz, grid.png and timing.json into --out. "
                                   "Several sets in one process: join their argument lists with --next.")
@@ -272,7 +278,9 @@ def _sample(args, info, seeds, mid_sigmas, out: Path) -> int:
     images, timing = np.concatenate([p[0] for p in parts]), merge_timings([p[1] for p in parts])
     meta = {"checkpoint": str(args.ckpt), "method": ckpt["method"], "train_step": int(ckpt["step"]),
             "run_hash": ckpt.get("run_hash"), "ema": not args.no_ema, "caption_split": args.caption_split,
-            "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]), **timing,
+            "mid_sigmas": mid_sigmas, "data": str(args.data or ckpt["config"]["data"]),
+            # which data the model learnt (the run identity's content hash): checked against every reference
+            "data_identity": trained_on(ckpt), **timing,
             # the trained model's knobs, from the checkpoint: the one home of K and every knob the report groups by
             "model": model_record(ckpt)}
     save_samples(out / "samples.npz", images, seeds, captions, labels, meta)

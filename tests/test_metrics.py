@@ -15,7 +15,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from e2ed2 import cli
+from e2ed2 import cli, data_identity
 from e2ed2.metrics import backends, common, fid, frechet, inception
 
 from .conftest import make_tiny_dataset
@@ -24,14 +24,17 @@ from .conftest import make_tiny_dataset
 MODEL = {"method": {"name": "ddpm", "T": 100, "steps": 1}, "run_hash": "0123abcd", "train_step": 20}
 
 
-def write_set(folder, ds, rows, timing=None, meta=None):
-    """A sample folder as e2ed2.sample writes it: samples.npz (meta with the model block) + timing.json."""
+def write_set(folder, ds, rows, data, timing=None, meta=None):
+    """A sample folder as e2ed2.sample writes it, of a model trained on the dataset file ``data``:
+    samples.npz (meta with the model block and the data's identity) + timing.json."""
     from e2ed2.sample import save_samples
 
+    ident = data_identity.identity(data)
     images = ds.images[rows]
     save_samples(folder / "samples.npz", images, list(range(len(images))), ds.captions[rows], ds.labels[rows],
-                 {"model": MODEL} if meta is None else meta)
-    (folder / "timing.json").write_text(json.dumps({"nfe": 4, "model": MODEL} if timing is None else timing))
+                 {"model": MODEL, "data_identity": ident} if meta is None else meta)
+    (folder / "timing.json").write_text(json.dumps({"nfe": 4, "model": MODEL, "data_identity": ident}
+                                                   if timing is None else timing))
     return folder
 
 # --- Fréchet distance ---------------------------------------------------------------------------
@@ -243,10 +246,12 @@ def test_ref_calc_floor_cli(tmp_path, capsys):
                      "--out", str(ref)]) == 0
     samples = tmp_path / "samples"
     imgs = ds.images[:10]
-    save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10], {"model": MODEL})
+    ident = data_identity.identity(data)
+    save_samples(samples / "samples.npz", imgs, list(range(10)), ds.captions[:10], ds.labels[:10],
+                 {"model": MODEL, "data_identity": ident})
     timing = {"nfe": 4, "ms_per_image": 2.5, "images_per_s": 400.0, "batch_size": 10, "device": "cpu",
               "dtype": "float32", "peak_memory_mb": None}
-    (samples / "timing.json").write_text(json.dumps({**timing, "model": MODEL}))
+    (samples / "timing.json").write_text(json.dumps({**timing, "model": MODEL, "data_identity": ident}))
     out = tmp_path / "fid.json"
     cache = tmp_path / "feats.npz"
     argv = ["calc", "--ref", str(ref), "--samples", str(samples), "--out", str(out), "--label", "steps=4",
@@ -290,17 +295,26 @@ def test_sets_a_reference_cannot_score_are_refused(tmp_path):
                          ("rgb", np.repeat(ds.images[:10], 3, 1))):
         save_samples(tmp_path / name / "samples.npz", images, list(range(len(images))), ds.captions[:len(images)],
                      ds.labels[:len(images)], {})
-        (tmp_path / name / "timing.json").write_text("{}")
+        (tmp_path / name / "timing.json").write_text(json.dumps({"data_identity": data_identity.identity(data)}))
     with pytest.raises(ValueError, match="3 image.*at least 4"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
     with pytest.raises(ValueError, match="images are 1×8×8 but the reference"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "small"), "--out", str(tmp_path / "x.json")])
     with pytest.raises(ValueError, match="images are 3×16×16"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "rgb"), "--out", str(tmp_path / "x.json")])
-    (tmp_path / "few" / "timing.json").write_text(json.dumps({"data": "other.npz"}))
-    save_samples(tmp_path / "few" / "samples.npz", ds.images[:10], list(range(10)), ds.captions[:10], ds.labels[:10],
-                 {})
-    with pytest.raises(ValueError, match="drawn for dataset 'other.npz'"):
+    # one dataset identity (content hash): a model trained on other data — here the same file name with
+    # other content — is refused, naming both hashes; so is a set that records no identity
+    other = make_tiny_dataset(tmp_path / "other" / "blobs.npz", n=40, res=16, seed=2)
+    (tmp_path / "few" / "timing.json").write_text(
+        json.dumps({"data_identity": data_identity.identity(tmp_path / "other" / "blobs.npz")}))
+    save_samples(tmp_path / "few" / "samples.npz", other.images[:10], list(range(10)), other.captions[:10],
+                 other.labels[:10], {})
+    mine, theirs = (data_identity.identity(p)["sha256"][:12] for p in (data, tmp_path / "other" / "blobs.npz"))
+    with pytest.raises(ValueError, match=f"is of blobs.npz \\(sha256 {theirs}\\) but the reference .* is of "
+                                         f"blobs.npz \\(sha256 {mine}\\)"):
+        fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
+    (tmp_path / "few" / "timing.json").write_text("{}")
+    with pytest.raises(ValueError, match="records no dataset identity"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
 
@@ -322,7 +336,7 @@ def scored(tmp_path_factory):
     ds = make_tiny_dataset(root / "blobs.npz", n=40, res=16, seed=1)
     ref = root / "ref.npz"
     assert fid.main(["ref", "--data", str(root / "blobs.npz"), "--split", "heldout", "--out", str(ref)]) == 0
-    sets = [write_set(root / f"s{k}", ds, slice(10 * k, 10 * k + 10)) for k in range(2)]
+    sets = [write_set(root / f"s{k}", ds, slice(10 * k, 10 * k + 10), root / "blobs.npz") for k in range(2)]
     return root, ref, sets, ds
 
 
@@ -375,7 +389,7 @@ def test_many_sets_options_must_name_their_set(scored):
 
 def test_truncated_samples_or_reference_is_one_clear_error(scored, tmp_path, capsys):
     root, ref, (s0, _), ds = scored
-    bad = write_set(tmp_path / "cut", ds, slice(0, 10))
+    bad = write_set(tmp_path / "cut", ds, slice(0, 10), root / "blobs.npz")
     npz = bad / "samples.npz"
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
     out = str(tmp_path / "x.json")
@@ -391,8 +405,8 @@ def test_truncated_samples_or_reference_is_one_clear_error(scored, tmp_path, cap
 
 
 def test_set_without_model_block_is_refused(scored, tmp_path):
-    _, ref, _, ds = scored
-    old = write_set(tmp_path / "old", ds, slice(0, 10), meta={})
+    root, ref, _, ds = scored
+    old = write_set(tmp_path / "old", ds, slice(0, 10), root / "blobs.npz", meta={})
     with pytest.raises(ValueError, match="records no model block"):
         fid.main(["calc", "--ref", str(ref), "--samples", str(old), "--out", str(tmp_path / "x.json")])
 

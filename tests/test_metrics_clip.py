@@ -83,7 +83,7 @@ def test_clip_many_sets_in_one_process_match_one_set_calls(trained, tmp_path, ca
 
     data, ckpt = trained
     ds = load_dataset(str(data))
-    sets = [write_set(tmp_path / f"s{k}", ds, slice(12 * k, 12 * k + 12)) for k in range(2)]
+    sets = [write_set(tmp_path / f"s{k}", ds, slice(12 * k, 12 * k + 12), data) for k in range(2)]
     head = ["calc", "--clip", f"small:{ckpt}"]
     for k, s in enumerate(sets):
         assert clip.main(head + ["--samples", str(s), "--out", str(tmp_path / f"one{k}.json"), "--save-scores",

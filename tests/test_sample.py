@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,12 @@ def test_sample_cli_writes_images_grid_and_timing(tiny_config, tmp_path):
     assert timing["nfe"] == 5 and timing["n"] == 10 and timing["ms_per_image"] > 0  # Heun: 2·3 - 1
     assert timing["warmup_excluded"] and timing["device"] == "cpu" and timing["dtype"] == "float32"
     assert (out / "grid.png").stat().st_size > 0
+    # the set records which data its model learnt: the content hash of the run config's data file
+    from e2ed2.data_identity import file_digest
+
+    data = tiny_config(steps=2)["data"]
+    assert timing["data_identity"] == {"file": Path(data).name, "sha256": file_digest(data)}
+    assert json.loads(str(z["meta"]))["data_identity"] == timing["data_identity"]
 
 
 def test_sampler_removes_a_killed_writers_temp_and_refuses_a_second_sampler(tiny_config, tmp_path, capsys):

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 import torch
 
-from .. import cli
+from .. import cli, data_identity
 from ..distributed import resolve_device
 from . import bootstrap, clip_model, common
 from .fid import _save_npz
@@ -44,7 +44,8 @@ def cmd_ref(args, backbone) -> dict:
                          f"needs at least {MIN_IMAGES}")
     feats = backbone.encode_images(images.images, progress=_progress("", images.n))
     mu, sigma = statistics(feats)
-    meta = {"dataset": str(args.data), "split": args.split, "n": images.n, "resolution": images.resolution,
+    meta = {"dataset": str(args.data), "data_identity": images.data_identity, "split": args.split,
+            "n": images.n, "resolution": images.resolution,
             "subset_seed": images.source["subset_seed"], "backbone": backbone.info,
             "preprocessing": backbone.preprocessing, "versions": common.versions()}
     _save_npz(args.out, features=feats, mu=mu, sigma=sigma, meta=np.asarray(json.dumps(meta)))
@@ -79,12 +80,14 @@ def score_set(images: common.ImageSet, backbone, ref: dict | None, args, job: di
         mu, sigma = statistics(img)
         results.append({"metric": "fd_clip", "value": frechet_distance(mu, sigma, ref["mu"], ref["sigma"])})
         meta = ref["meta"]
-        reference = {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"], "stats_file": ref["path"]}
+        reference = {"dataset": meta["dataset"], "data_identity": meta["data_identity"], "split": meta["split"],
+                     "n": meta["n"], "stats_file": ref["path"]}
     record = {
         "results": results, "backend": "open_clip",
         "feature_network": {"name": backbone.info["name"], "sha256": backbone.info.get("sha256")},
         "backbone": backbone.info, "preprocessing": " + ".join([backbone.preprocessing, *notes]), "n": images.n,
-        "seeds": common.seeds_text(images.seeds), "source": images.source, "reference": reference,
+        "seeds": common.seeds_text(images.seeds), "source": images.source, "data_identity": images.data_identity,
+        "reference": reference,
         "labels": common.parse_labels(job["label"]), "timing": images.timing,
         "hardware": common.hardware(args.device_obj), "versions": common.versions(),
         "model": images.model,  # the sample set's model block; None for real data
@@ -98,14 +101,20 @@ def score_set(images: common.ImageSet, backbone, ref: dict | None, args, job: di
 
 def cmd_calc(args, backbone) -> list[dict]:
     jobs = common.resolve_sets(args, ("out", "save_scores"))
-    for job, n, _, _ in common.check_set_sizes(jobs, args.n):  # every set checked before the first is scored
+    ref = load_reference(args.ref, backbone) if args.ref else None
+    for job, n, _, timing in common.check_set_sizes(jobs, args.n):  # every set checked before the first is scored
         if n < MIN_IMAGES:
             raise ValueError(f"{job['samples']}: {n} image(s); CLIP score's std and FD_CLIP need {MIN_IMAGES}")
-    ref = load_reference(args.ref, backbone) if args.ref else None
+        if ref is not None:
+            data_identity.check_same_data(timing.get("data_identity"), ref["meta"].get("data_identity"),
+                                          job["samples"], f"the reference {args.ref}")
     if not jobs:  # a dataset split (the real-image floor)
         if not args.out:
             raise ValueError("no --out JSON given")
         images = common.load_split(args.data, args.split, args.n, args.subset_seed)
+        if ref is not None:
+            data_identity.check_same_data(images.data_identity, ref["meta"].get("data_identity"),
+                                          f"{args.data}:{args.split}", f"the reference {args.ref}")
         return [score_set(images, backbone, ref, args, {"out": args.out, "save_scores": args.save_scores,
                                                         "label": args.label})]
     return common.score_each(jobs, args.n, "clip calc",

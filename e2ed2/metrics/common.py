@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import cli
+from .. import cli, data_identity
 from ..atomic import write_json
 from ..data import load_dataset
 
@@ -51,6 +51,7 @@ class ImageSet:
     source: dict
     timing: dict = field(default_factory=dict)
     model: dict | None = None  # the sample set's model block (method knobs, run hash, step); None for real data
+    data_identity: dict | None = None  # which data (e2ed2.data_identity): the model's training data, or the split's
 
     @property
     def n(self) -> int:
@@ -112,8 +113,9 @@ def load_sample_set(folder: str | os.PathLike, n: int | None = None) -> ImageSet
                          f"before e2ed2.sample recorded it); sample it again with `python -m e2ed2.sample`")
     timing = json.loads(timing_file.read_text())
     timing.pop("model", None)  # recorded once, at the top level of each result
+    timing.pop("data_identity", None)  # likewise
     return ImageSet(images, captions.astype(str), [int(s) for s in seeds],
-                    {"kind": "samples", "path": str(folder)}, timing, meta["model"])
+                    {"kind": "samples", "path": str(folder)}, timing, meta["model"], meta.get("data_identity"))
 
 
 def peek_sample_set(folder: str | os.PathLike) -> tuple[tuple[int, ...], dict]:
@@ -182,7 +184,8 @@ def load_split(data: str, split: str, n: int | None = None, subset_seed: int = 0
         rows = np.sort(np.random.default_rng(subset_seed).choice(len(ds), n, replace=False))
     source = {"kind": "dataset", "dataset": str(data), "split": split, "n": int(len(rows)),
               "subset_seed": subset_seed if len(rows) < len(ds) else None}
-    return ImageSet(ds.images[rows], ds.captions[rows], [int(r) for r in rows], source)
+    return ImageSet(ds.images[rows], ds.captions[rows], [int(r) for r in rows], source,
+                    data_identity=data_identity.identity(data))
 
 
 def to_rgb(images: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -19,11 +19,12 @@ the first is scored.
 ``--save-features`` keeps the set's Inception features, its seeds and the FID of its paired
 bootstrap resamples (``e2ed2.metrics.bootstrap``) for the paired comparisons of the claims. A set
 is refused, with one clear line, when its images differ from the reference's in resolution or
-channels, come from another dataset, or are too few (fewer than ``MIN_IMAGES``) for a covariance
+channels, come from another dataset (``e2ed2.data_identity``: the data the model trained on
+against the reference's), or are too few (fewer than ``MIN_IMAGES``) for a covariance
 and the k = 3 neighbourhoods of precision/recall.
 
-A reference file (npz) holds the Inception features, μ, Σ and its keys (dataset, split, resolution,
-backend, preprocessing mode, N, network hash); ``ref_filename`` gives the canonical name. ``calc``
+A reference file (npz) holds the Inception features, μ, Σ and its keys (dataset and its identity,
+split, resolution, backend, preprocessing mode, N, network hash); ``ref_filename`` gives the canonical name. ``calc``
 uses the reference's backend, so a set is never scored against statistics of another mode.
 
 ``compare A B`` is clean-fid's ``compute_fid(A, B, mode="clean")`` with this module's network: each
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import cli
+from .. import cli, data_identity
 from ..atomic import atomic_write
 from ..distributed import resolve_device
 from . import backends, bootstrap, common
@@ -88,8 +89,9 @@ def image_features(images: np.ndarray, backend: str, args, desc: str = "") -> tu
     return feats, notes, {"seconds": seconds, "images_per_s": len(images) / seconds, "batch_size": args.batch_size}
 
 
-def check_compatible(n: int, shape: tuple, timing: dict | None, meta: dict, where: str) -> None:
-    """Refuse a set (``n`` images of C×H×W ``shape``) the reference statistics cannot score (see module docstring)."""
+def check_compatible(n: int, shape: tuple, data: dict | None, meta: dict, where: str) -> None:
+    """Refuse a set (``n`` images of C×H×W ``shape``, of the dataset whose identity is ``data``) the
+    reference statistics cannot score (see module docstring)."""
     if n < MIN_IMAGES:
         raise ValueError(f"{where}: {n} image(s); {MIN_IMAGES_WHY}")
     ref_shape = (meta.get("channels"), meta["resolution"], meta["resolution"])
@@ -97,10 +99,7 @@ def check_compatible(n: int, shape: tuple, timing: dict | None, meta: dict, wher
         raise ValueError(f"{where}: images are {shape[0]}×{shape[1]}×{shape[2]} but the reference {meta['stats_file']} "
                          f"was made from {ref_shape[0] or '?'}×{ref_shape[1]}×{ref_shape[2]} images of "
                          f"{meta['dataset']}; score against a reference of the same dataset")
-    data = (timing or {}).get("data")
-    if data and Path(str(data)).stem != Path(str(meta["dataset"])).stem:
-        raise ValueError(f"{where}: samples were drawn for dataset {data!r} but the reference {meta['stats_file']} is "
-                         f"of {meta['dataset']!r}")
+    data_identity.check_same_data(data, meta.get("data_identity"), where, f"the reference {meta['stats_file']}")
 
 
 def check_n(n: int | None, option: str = "--n") -> None:
@@ -117,7 +116,8 @@ def cmd_ref(args) -> dict:
     feats, notes, timing = image_features(images.images, backend, args)
     _, info = backends.network(args.inception, not args.torchscript, str(args.device_obj))
     stats = backends.reference_statistics(backend, feats)
-    meta = {"dataset": str(args.data), "split": args.split, "resolution": images.resolution,
+    meta = {"dataset": str(args.data), "data_identity": images.data_identity, "split": args.split,
+            "resolution": images.resolution,
             "channels": int(images.images.shape[1]), "backend": backend,
             "mode": mode, "preprocessing": " + ".join([mode, *notes]), "n": images.n,
             "subset_seed": images.source["subset_seed"],
@@ -149,7 +149,9 @@ def score_set(images: common.ImageSet, ref: dict, info: dict, args, job: dict, d
         "implementation": info["implementation"],
         "preprocessing": " + ".join([meta["mode"], *notes]), "n": images.n, "seeds": common.seeds_text(images.seeds),
         "source": images.source, "resolution": images.resolution,
-        "reference": {"dataset": meta["dataset"], "split": meta["split"], "n": meta["n"],
+        "data_identity": images.data_identity,
+        "reference": {"dataset": meta["dataset"], "data_identity": meta["data_identity"], "split": meta["split"],
+                      "n": meta["n"],
                       "resolution": meta["resolution"], "stats_file": meta["stats_file"]},
         "labels": common.parse_labels(job["label"]), "timing": images.timing, "feature_timing": feat_timing,
         "hardware": common.hardware(args.device_obj), "versions": common.versions(),
@@ -166,12 +168,12 @@ def cmd_calc(args) -> list[dict]:
     meta = ref["meta"]
     jobs = common.resolve_sets(args, ("out", "save_features"))
     for job, n, shape, timing in common.check_set_sizes(jobs, args.n):  # every set checked before the first is scored
-        check_compatible(n, shape[1:], timing, meta, job["samples"])
+        check_compatible(n, shape[1:], timing.get("data_identity"), meta, job["samples"])
     info = _network_info(args, meta, args.ref)
     if not jobs:  # a dataset split instead of sample sets
         data = args.data or meta["dataset"]
         images = common.load_split(data, args.split, args.n or meta["n"], args.subset_seed)
-        check_compatible(images.n, images.images.shape[1:], images.timing, meta, f"{data}:{args.split}")
+        check_compatible(images.n, images.images.shape[1:], images.data_identity, meta, f"{data}:{args.split}")
         if not args.out:
             raise ValueError("no --out JSON given")
         return [score_set(images, ref, info, args, {"out": args.out, "save_features": args.save_features,
