@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .config import ConfigError, deep_merge, did_you_mean
 from .data import peek_shape
+from .dataset_kinds import kind_of
 from .methods import TEACHER_KEYS, DiffusionConfig, RunConfig, get_method, method_config
 from .nets import UNetConfig
 from .train_config import TrainConfig
@@ -44,8 +45,6 @@ DATASET_OVERRIDES = ("net", "train", "models")
 # train.amp → the teacher-pairs file's precision tag, and back (make_pairs --amp)
 PAIRS_PRECISION = {"none": "fp32", "bf16": "bf16"}
 PAIRS_AMP = {tag: amp for amp, tag in PAIRS_PRECISION.items()}
-# (channels, resolution) of the downloaded datasets; `prepare: convert` sources are read (e2ed2.data.peek_shape)
-PREPARED_SHAPES = {"cifar10": lambda block: (3, 32), "coco30k": lambda block: (3, int(block["resolution"]))}
 
 
 def evaluates(entry: dict, dataset: str) -> bool:
@@ -230,9 +229,10 @@ class Plan:
             return None
         if dataset not in self._shapes:
             block = self.dataset_block(dataset)
-            if block["prepare"] in PREPARED_SHAPES:
-                self._shapes[dataset] = PREPARED_SHAPES[block["prepare"]](block)
-            else:
+            kind = kind_of(block)  # a kind that knows its shape from the block (downloads, generated sets)
+            if kind.shape is not None:
+                self._shapes[dataset] = kind.shape(block)
+            else:  # a source to convert: its header says
                 source = block.get("source", dataset)
                 try:
                     self._shapes[dataset] = peek_shape(source, block.get("keys"))

@@ -28,6 +28,7 @@ import jsonschema
 import yaml
 
 from .config import ConfigError, deep_merge, did_you_mean
+from .dataset_kinds import KINDS
 from .methods import method_names
 from .metrics.families import FAMILIES
 
@@ -180,7 +181,17 @@ def validate_config(config: dict, schema_path=SCHEMA, sources: ConfigSources | N
     sources = sources or ConfigSources()
     schema = load_yaml(schema_path)
     # the metric families are the registry's (e2ed2.metrics.families), not a list kept in the schema
-    schema["properties"]["metrics"]["properties"]["families"]["items"] = {"enum": list(FAMILIES)}
+    # (and each may have a config block metrics.<name>: the fid and clip blocks are typed in the schema)
+    metrics = schema["properties"]["metrics"]["properties"]
+    metrics["families"]["items"] = {"enum": list(FAMILIES)}
+    for name in FAMILIES:
+        metrics.setdefault(name, {"type": "object", "description": f"the {name} family's own settings"})
+    # likewise the dataset kinds (e2ed2.dataset_kinds): `prepare:` values and the block keys each reads
+    block = schema["properties"]["datasets"]["additionalProperties"]
+    block["properties"]["prepare"] = {"enum": list(KINDS)}
+    for kind in KINDS.values():
+        for key in (*kind.required, *kind.keys):
+            block["properties"].setdefault(key, {"description": f"read by prepare: {kind.name}"})
     valid = sorted(schema["properties"])
     for key in config:
         if key not in schema["properties"]:
@@ -200,6 +211,11 @@ def validate_config(config: dict, schema_path=SCHEMA, sources: ConfigSources | N
                 message = f"unknown key{did_you_mean(extra[0], allowed)}; valid keys: {allowed}"
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         raise ConfigError(f"config{where}{sources.tag(*path)}: {message} (schema: {_shown(schema_path)})")
+    for name, block in config["datasets"].items():
+        missing = [k for k in KINDS[block["prepare"]].required if k not in block]
+        if missing:
+            raise ConfigError(f"datasets.{name}{sources.tag('datasets', name)}: prepare: {block['prepare']} needs "
+                              f"{', '.join(missing)} (e2ed2.dataset_kinds)")
 
 
 def check_finite(config, sources: ConfigSources, path: tuple = ()) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from e2ed2.methods import METHODS, display_of
 from e2ed2.metrics.bootstrap import bootstrap_indices
 from e2ed2.metrics.frechet import GramFrechet, frechet_distance, statistics
 from e2ed2.report import aggregate, ci, claims, comparisons, curves, grid, health, paired, tables
@@ -51,7 +52,9 @@ def write_metric(root, *, dataset, method, variant, sampler, steps, block, value
            "preprocessing": "clean", "n": n, "seeds": f"{block * n}-{block * n + n - 1}",
            "reference": {"dataset": dataset, "split": "heldout", "n": 500, "stats_file": "ref.npz"},
            "labels": {"dataset": dataset, "method": method, "variant": variant, "train_seed": seed, "sampler": sampler,
-                      "steps": steps, "nfe": nfe, "seed_block": block, **labels},
+                      "steps": steps, "nfe": nfe, "seed_block": block,
+                      # the workflow's labels: how the report names a registered method
+                      **(display_of(method) if method in METHODS else {}), **labels},
            "timing": {"nfe": nfe, "ms_per_image": 2.0 * nfe, "batch_size": 64, "device": "cpu", "device_name": "x86_64",
                       "dtype": "float32"},
            "hardware": {"cpu": "test-cpu"}, "versions": {"torch": "2"}}
@@ -131,6 +134,27 @@ def test_aggregate_round_trip(tmp_path):
     aggregate.write_table(df, tmp_path / "table.csv")
     back = aggregate.read_table(tmp_path / "table.csv")
     assert len(back) == len(df) and set(back["source"]) == set(df["source"])
+
+
+def test_method_names_come_from_the_classes_through_the_labels(tmp_path):
+    """A method's readable name, rank and colour live on its class (``display_name``, its registry
+    place); the workflow labels its JSONs with them and the report learns them from the table."""
+    from e2ed2.methods import get_method
+    from e2ed2.report import figures, names
+
+    assert display_of("e2ed2") == {"method_name": get_method("e2ed2").display_name, "method_order": 5}
+    synth(tmp_path, 20.0)
+    write_metric(tmp_path, dataset="mnist5k", method="mine", variant="main", sampler="ddim", steps=2, block=0,
+                 values={"fid": 30.0}, method_name="My method (2 steps)", method_order=9)
+    write_metric(tmp_path, dataset="mnist5k", method="other", variant="main", sampler="ddim", steps=2, block=0,
+                 values={"fid": 31.0})
+    aggregate.write_table(aggregate.collect([tmp_path / "mnist5k" / "metrics"]), tmp_path / "table.csv")
+    df = aggregate.read_table(tmp_path / "table.csv")
+    names.learn(df)
+    assert [names.name(m) for m in ("e2ed2", "ddim", "real", "mine", "other")] == \
+        ["E2ED²", "DDIM (η = 0)", "real data (floor)", "My method (2 steps)", "other"]
+    assert names.rank("real") < names.rank("edm") < names.rank("e2ed2") < names.rank("mine") < names.rank("other")
+    assert figures.colour("e2ed2") != figures.colour("mine") != figures.colour("other", 1)
 
 
 def test_aggregate_errors_name_the_file(tmp_path):

@@ -269,6 +269,151 @@ def test_adding_a_toy_baseline_runs_through_the_dag(smoke_run):
     assert ckpt_cfg["method"] == {"name": "toy", "weight": 2.0} and ckpt_cfg["resolved"]["method"]["weight"] == 2.0
 
 
+TOY_FAMILY = """\
+\"\"\"Toy FD: the Fréchet distance between images' 4×4 mean-pooled pixel grids (no network).\"\"\"
+
+import json
+import sys
+
+import numpy as np
+
+from e2ed2 import cli
+from e2ed2.metrics import common
+from e2ed2.metrics.family_cli import FamilyCLI, save_npz
+from e2ed2.metrics.frechet import frechet_distance, statistics
+
+
+def features(images):
+    x = images.astype(np.float64).mean(1)
+    n, h, w = x.shape
+    return x.reshape(n, 4, h // 4, 4, w // 4).mean((2, 4)).reshape(n, 16)
+
+
+def reference(images, args, state):
+    mu, sigma = statistics(features(images.images))
+    return {"mu": mu, "sigma": sigma}, {}
+
+
+def load_reference(path, args, state):
+    z = common.read_npz(path, ("mu", "sigma", "meta"), "toy FD reference", "make it with `toyfd ref`")
+    return {"mu": z["mu"], "sigma": z["sigma"], "meta": {**json.loads(str(z["meta"])), "stats_file": str(path)}}
+
+
+def score(images, ref, args, state, job, desc=""):
+    f = features(images.images)
+    if job.get("save_features"):
+        save_npz(job["save_features"], features=f, seeds=np.asarray(images.seeds))
+    mu, sigma = statistics(f)
+    return common.write_result(job["out"], {
+        "results": [{"metric": "toy_fd", "value": frechet_distance(mu, sigma, ref["mu"], ref["sigma"])}],
+        "n": images.n, "source": images.source, "labels": common.parse_labels(job["label"]),
+        "model": images.model, "data_identity": images.data_identity})
+
+
+TOYFD = FamilyCLI(name="toyfd", description="toy FD", min_images=2, min_why="a covariance needs 2 images",
+                  replicate_option="--save-features", replicate_help="the pooled features", setup=lambda args: None,
+                  reference=reference, load_reference=load_reference, score=score)
+
+if __name__ == "__main__":
+    sys.exit(cli.run(TOYFD.main))
+"""
+
+
+@pytest.mark.slow  # the shared smoke run
+def test_adding_a_metric_family_runs_through_the_dag(smoke_run):
+    """The "Add a metric family" recipe: one module on the shared CLI, its metric and family entries
+    in the registry, its name in metrics.families — 3 files; the rules come from the registry."""
+    root, _ = smoke_run
+    (root / "e2ed2/metrics/toyfd.py").write_text(TOY_FAMILY)
+    registry = root / "e2ed2/metrics/families.py"
+    text = registry.read_text()
+    metric_anchor = "# The families (metrics.families in the workflow config names them)"
+    family_anchor = "FAMILIES: dict[str, Family] = {f.name: f for f in (\n"
+    assert metric_anchor in text and family_anchor in text
+    text = text.replace(metric_anchor, 'METRICS["toy_fd"] = Metric("toy_fd", "Toy FD", "Toy FD (lower is better)", '
+                                       '"toy FD", True, (0.0, math.inf))\n\n' + metric_anchor)
+    registry.write_text(text.replace(family_anchor, family_anchor + '    Family("toyfd", ("toy_fd",), "toyfd.npz", '
+                                                                    '"--save-features"),\n'))
+    (root / "toyfd.yaml").write_text("metrics: {families: [fid, clip, toyfd]}\n")
+    dry = dry_run_outputs(snakemake("-n", "--configfile", SMOKE, "toyfd.yaml", cwd=root))
+    stray = [p for p in dry if "toyfd" not in p and "/report/" not in p]
+    assert not stray, f"adding a metric family must not rerun the others: {stray}"
+    sets = "results/smoke/mnist5k/metrics/edm/main/s0/ddpm-4/b0"
+    assert f"{sets}/toyfd.json" in dry and "results/smoke/digits/metrics/floor/toyfd.json" in dry
+    snakemake(f"{sets}/toyfd.json", "results/smoke/mnist5k/metrics/floor/toyfd.json", "results/smoke/report/table.csv",
+              "--cores", "2", "--configfile", SMOKE, "toyfd.yaml", cwd=root)
+    model, floor = (json.loads((root / f).read_text())
+                    for f in (f"{sets}/toyfd.json", "results/smoke/mnist5k/metrics/floor/toyfd.json"))
+    assert model["metric"] == "toy_fd" and model["value"] > floor["value"] >= 0  # a 4-step model trails real data
+    assert model["labels"]["method"] == "edm" and model["model"]["method"]["name"] == "edm"
+    fid = json.loads((root / f"{sets}/fid.json").read_text())
+    assert model["data_identity"] == fid["data_identity"] == floor["data_identity"]
+    table = (root / "results/smoke/report/table.csv").read_text()
+    assert "toy_fd" in table and "fid" in table
+
+
+TOY_KIND = """\
+\"\"\"Toy dataset kind: `n` images of a bright square at a random place, labelled by its quadrant.\"\"\"
+
+import argparse
+import sys
+
+import numpy as np
+
+from e2ed2.data import ImageDataset, class_captions, heldout_split
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    images = np.zeros((args.n, 1, 8, 8), np.uint8)
+    labels = np.zeros(args.n, np.int64)
+    for i in range(args.n):
+        y, x = rng.integers(0, 6, 2)
+        images[i, 0, y:y + 3, x:x + 3] = 255
+        labels[i] = 2 * (y >= 3) + (x >= 3)
+    ImageDataset(images, class_captions(labels), labels, heldout_split(labels), "squares").save(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+@pytest.mark.slow  # the shared smoke run
+def test_adding_a_dataset_kind_runs_through_the_dag(smoke_run):
+    """The "Add a dataset kind" recipe: its module, its entry in the registry, a dataset naming it
+    in the config — 3 files; the generic rule prepares it and the DAG trains on it."""
+    import numpy as np
+
+    root, _ = smoke_run
+    (root / "e2ed2/squares.py").write_text(TOY_KIND)
+    registry = root / "e2ed2/dataset_kinds.py"
+    text = registry.read_text()
+    anchor = "KINDS: dict[str, DatasetKind] = {k.name: k for k in (\n"
+    assert anchor in text
+    registry.write_text(text.replace(anchor, anchor + '    DatasetKind("squares", "toy squares", '
+                                     'shape=lambda b: (1, 8), keys=("n",), module="e2ed2.squares", '
+                                     'args=lambda name, b: ["--n", str(b["n"])]),\n'))
+    (root / "squares.yaml").write_text("datasets: {sq: {prepare: squares, n: 120}}\n")
+    proc = snakemake("-n", "--configfile", SMOKE, "squares.yaml", cwd=root)
+    dry = dry_run_outputs(proc)
+    assert "results/smoke/data/sq.npz" in dry and "results/smoke/sq/train/edm/main/s0/final.pt" in dry
+    assert not [p for p in dry if "/mnist5k/" in p or "/digits/" in p or p.endswith(("mnist5k.npz", "digits.npz"))]
+    snakemake("results/smoke/data/sq.npz", "--cores", "1", "--configfile", SMOKE, "squares.yaml", cwd=root)
+    with np.load(root / "results/smoke/data/sq.npz") as z:
+        assert z["images"].shape == (120, 1, 8, 8) and set(z["labels"]) == {0, 1, 2, 3} and z["split"].sum() > 0
+    # a block without the kind's required keys is refused at DAG build, naming them
+    (root / "bad.yaml").write_text("datasets: {c: {prepare: coco30k}}\n")
+    bad = snakemake("-n", "--configfile", SMOKE, "bad.yaml", cwd=root, check=False)
+    assert bad.returncode != 0 and "prepare: coco30k needs coco, resolution" in bad.stdout + bad.stderr
+
+
 def test_a_three_line_override_and_config_values_reach_the_jobs(tmp_path):
     """A partial --configfile (run: plus one knob) merges into the default; --config sets one value."""
     override = tmp_path / "mine.yaml"

@@ -18,6 +18,7 @@ from .registry import (
     RunConfig,
     build_method,
     build_training,
+    display_of,
     get_method,
     load_method,
     load_teacher,
@@ -28,5 +29,5 @@ from .registry import (
 )
 
 __all__ = ["METHODS", "TEACHER_KEYS", "Batch", "DiffusionConfig", "Method", "RunConfig", "Teacher", "TeacherConfig",
-           "build_method", "build_training", "denoising_loss", "get_method", "load_method", "load_teacher",
-           "method_config", "method_names", "teacher_identity", "validate_run_config"]
+           "build_method", "build_training", "denoising_loss", "display_of", "get_method", "load_method",
+           "load_teacher", "method_config", "method_names", "teacher_identity", "validate_run_config"]

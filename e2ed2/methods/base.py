@@ -82,6 +82,9 @@ class Method(nn.Module):
     """
 
     name: ClassVar[str] = "method"
+    # the readable name in the report's tables, legends and grids (a sample set records it: the
+    # report, torch-free, reads it from there); empty: the registry name
+    display_name: ClassVar[str] = ""
     Config: ClassVar[type] = DiffusionConfig
     phases: tuple[str, ...] = ("main",)
     default_sampler: ClassVar[str] = "euler"

@@ -129,6 +129,7 @@ class ConsistencyDistillation(ConsistencyMethod):
     """CD (Song et al. 2023, Alg. 2): x̂_n = one teacher ODE step from x_{n+1} = x₀ + σ_{n+1}·z."""
 
     name = "cd"
+    display_name = "CD"
     Config = CDConfig
 
     def uses_teacher(self) -> bool:
@@ -191,6 +192,7 @@ class ConsistencyTraining(ConsistencyMethod):
     """CT: the pair x₀ + σ_{n+1}·z vs x₀ + σ_n·z with one z, no teacher (see module docstring)."""
 
     name = "ct"
+    display_name = "CT"
     Config = CTConfig
 
     def __init__(self, cfg: CTConfig, net_cfg=None):

@@ -34,6 +34,7 @@ class DDPMConfig(DiffusionConfig):
 
 class DDPM(Method):
     name = "ddpm"
+    display_name = "DDPM (ε, linear β)"  # its defaults: ε-prediction on the linear-β VP table
     Config = DDPMConfig
     default_sampler = "ddpm"
 
@@ -49,12 +50,14 @@ class EDMConfig(DiffusionConfig):
 
 class EDM(DDPM):
     name = "edm"
+    display_name = "EDM (teacher)"  # the harness's teacher of every distilled student
     Config = EDMConfig
     default_sampler = "heun"
 
 
 class DDIM(Method):
     name = "ddim"
+    display_name = "DDIM (η = 0)"
     Config = DiffusionConfig
     default_sampler = "ddim"
     trainable = False

@@ -134,6 +134,7 @@ class CheckpointedDenoiser(nn.Module):
 
 class E2ED2(Teacher, Method):
     name = "e2ed2"
+    display_name = "E2ED²"
     Config = E2ED2Config
 
     def __init__(self, cfg: E2ED2Config, net_cfg=None):

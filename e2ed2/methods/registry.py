@@ -28,9 +28,10 @@ from .consistency import ConsistencyDistillation, ConsistencyTraining
 from .diffusion import DDIM, DDPM, EDM
 from .e2ed2 import E2ED2
 
+# in the order the report shows them (tables, legends, colours)
 METHODS: dict[str, type[Method]] = {
-    "ddpm": DDPM,
     "edm": EDM,
+    "ddpm": DDPM,
     "ddim": DDIM,
     "cd": ConsistencyDistillation,
     "ct": ConsistencyTraining,
@@ -40,6 +41,14 @@ METHODS: dict[str, type[Method]] = {
 
 def method_names() -> list[str]:
     return sorted(METHODS)
+
+
+def display_of(name: str) -> dict:
+    """How the report shows a registered method (labels of its metric JSONs; e2ed2.report.names):
+    its class's display name, and its place in the registry, which fixes its rank and colour (a
+    method appended to the registry leaves every other method's labels, and so its jobs, as they are)."""
+    cls = get_method(name)
+    return {"method_name": cls.display_name or cls.name, "method_order": list(METHODS).index(name)}
 
 
 def get_method(name: str) -> type[Method]:

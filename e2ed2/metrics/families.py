@@ -2,9 +2,11 @@
 range and labels, and for each family's files. Read by the report (tables, figures, intervals,
 paired comparisons) and the workflow's grouped metric rules; torch-free.
 
-A family is one CLI (``python -m e2ed2.metrics.<name>``: ``ref`` / ``calc`` / ``floor``) writing
-``<name>.json`` per sample set, plus a per-image replicate file that the paired bootstrap of the
-claims resamples.
+A family is one CLI (``python -m e2ed2.metrics.<name>``, built on ``e2ed2.metrics.family_cli``:
+``ref`` / ``calc`` / ``floor``) writing ``<name>.json`` per sample set, plus a per-image replicate
+file that the paired bootstrap of the claims resamples. The workflow makes every family's rules
+from its entry here (workflows/rules/metrics.smk): adding a family is its module, its entry and
+its name in ``metrics.families`` (docs/DESIGN.md, "Add a metric family").
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class Family:
     replicate_file: str  # per-image statistics written beside the JSON
     replicate_option: str  # the `calc` option that writes it
     replicates: dict[str, str] = field(default_factory=dict)  # metric → its bootstrap key in the replicate file
+    # the reference's file name under <run>/<dataset>/metrics/ref: formatted with the reference
+    # protocol (split, ref_n: metrics.fid's) and the family's own config block metrics.<name>
+    ref_file: str = "{name}-{split}-n{ref_n}.npz"
+    ref_options: tuple[str, ...] = ()  # keys of metrics.<name> that `ref` gets as --key value
 
 
 # Every metric the harness writes, in the order of the report's tables
@@ -50,8 +56,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 # The families (metrics.families in the workflow config names them)
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("fid", ("fid", "kid", "precision", "recall"), "features.npz", "--save-features", {"fid": "fid_boot"}),
-    Family("clip", ("clip_score", "fd_clip"), "clip_scores.npz", "--save-scores", {"clip_score": "clip_score_boot"}),
+    Family("fid", ("fid", "kid", "precision", "recall"), "features.npz", "--save-features", {"fid": "fid_boot"},
+           ref_file="fid-{split}-{backend}-n{ref_n}.npz", ref_options=("backend",)),
+    Family("clip", ("clip_score", "fd_clip"), "clip_scores.npz", "--save-scores", {"clip_score": "clip_score_boot"},
+           ref_file="clip-{model}-{split}-n{ref_n}.npz"),
 )}
 
 

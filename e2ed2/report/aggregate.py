@@ -12,7 +12,8 @@ knobs the report groups by (``MODEL_COLUMNS``): ``train_k`` — the K a model wa
 ``method.steps`` (E2ED²; methods without ``steps`` have none) — and ``recipe``, a hash of every
 other method knob, so two variants whose models of one training seed have the same recipe differ
 only in K (claim C4's arms, ``k_variants``); plus the training run's identity (``run_hash``,
-``train_step``, ``checkpoint``, ``teacher``).
+``train_step``, ``checkpoint``, ``teacher``). How the report shows a method comes with the labels
+the workflow gives each JSON (``method_name``, ``method_order``: ``e2ed2.report.names``).
 ``train_k_of`` is the one answer to "which K was this variant trained with". A hand-written
 ``labels.train_k`` must agree with the model's K. A JSON without a model block (written before
 sample sets recorded it) is refused: rerun sampling, or ``python -m e2ed2.report.backfill``.
@@ -38,7 +39,8 @@ CORE = ["dataset", "method", "variant", "train_seed", "sampler", "steps", "nfe",
 FLOOR_METHOD = "real"
 LABEL_DEFAULTS = {"variant": "main", "sampler": "", "seed_block": 0, "train_seed": 0}
 NUMERIC = ["train_seed", "steps", "nfe", "seed_block", "value", "std", "n", "reference_n", "batch_size", "ms_per_image",
-           "images_per_s", "peak_memory_mb", "train_k", "train_step", "train_images", "captions_empty"]
+           "images_per_s", "peak_memory_mb", "train_k", "train_step", "train_images", "captions_empty",
+           "method_order"]
 # columns read from the model block (and the sample set's checkpoint): see the module docstring
 MODEL_COLUMNS = ["train_k", "recipe", "run_hash", "train_step", "train_images", "checkpoint", "teacher"]
 BACKFILL = "python -m e2ed2.report.backfill <run folder>"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import health
+from . import health, names
 from .aggregate import FLOOR_METHOD
 from .ci import t_interval, wilson
 from .comparisons import NONE, baselines, matched_variant
@@ -392,6 +392,7 @@ def evaluate(df: pd.DataFrame, pairs: pd.DataFrame, spec: dict,
              runs: pd.DataFrame | None = None) -> tuple[list[Verdict], list]:
     """All nine claims, in order, with their leave-one-seed-out stability, and the health checks
     they were gated by."""
+    names.learn(df)
     checks = health.checks(df, spec)
     missing = sorted({"outcome", "left_out", "design", "seeds_a", "seeds_b", "img_low"} - set(pairs.columns))
     if len(pairs) and missing:

@@ -2,7 +2,7 @@
 training curves, learning curves, ablation bars, per-σ error.
 
 Every figure has labelled axes with units, a legend with the methods' readable names
-(``tables.NAMES``), and a title naming the dataset and N. Every FID axis carries the real-data
+(``names``: from the method classes), and a title naming the dataset and N. Every FID axis carries the real-data
 floor (real images against the same reference) as a dashed line; a CLIP-score axis carries the
 real-image CLIP score. Spread is shown at the level of training seeds, not as t-intervals (with 2
 seeds a t(1) band is 12.7 standard errors wide and hides the data): quality-vs-NFE plots draw the
@@ -28,8 +28,9 @@ from ..atomic import atomic_write
 from ..metrics import families
 from .aggregate import FLOOR_METHOD, k_variants, train_k_of
 from .ci import KEYS, summarise
+from .names import colour_index, learn, name, rank
 from .spec import ABLATION_CLAIMS, ablation_arms
-from .tables import NAMES, compact_hardware, name, rank
+from .tables import compact_hardware
 
 # axis labels and titles of each metric (e2ed2.metrics.families)
 LABEL = {m.name: m.axis for m in families.METRICS.values()}
@@ -40,7 +41,6 @@ FLOOR_STYLE = {"ls": "--", "color": "0.2", "lw": 1.2, "zorder": 1}
 REAL_CLIP_STYLE = {"ls": ":", "color": "0.2", "lw": 1.2, "zorder": 1}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 # one colour per registered method, the same in every figure
-COLOURS = dict(zip([m for m in NAMES if m != FLOOR_METHOD], sns.color_palette("tab10")))
 
 
 DPI = 150  # PNG resolution of every figure (the sample grid is laid out for it)
@@ -78,9 +78,7 @@ def panel_grid(n: int, width: float, height: float):
 
 def colour(method: str, i: int = 0):
     """The method's fixed colour (unregistered methods take the palette after the registered ones)."""
-    if method in COLOURS:
-        return COLOURS[method]
-    return sns.color_palette("tab10")[(len(COLOURS) + i) % 10]
+    return sns.color_palette("tab10")[colour_index(method, i) % 10]
 
 
 def series(s: pd.DataFrame, spec: dict | None = None, df: pd.DataFrame | None = None) -> pd.Series:
@@ -293,7 +291,7 @@ def metric_vs_nfe(df, dataset: str, metric: str, variant: str = "main", spec: di
 
 
 def _order(g: pd.DataFrame):
-    """Legend order: registered methods in NAMES order, then by name."""
+    """Legend order: registered methods in registry order, then by name."""
     return (rank(g["method"].iloc[0]), str(g["series"].iloc[0]))
 
 
@@ -505,6 +503,7 @@ def theme() -> dict:
 def write_figures(df, spec: dict, out_dir, runs: pd.DataFrame | None = None, diag: dict | None = None) -> list[Path]:
     """Every figure for every dataset; figures whose data is absent are skipped. The tidy table
     ``df`` also gives the learning curves their real-data floor."""
+    learn(df)
     with matplotlib.rc_context(theme()):
         written = _write_figures(df, spec, out_dir, runs)
         for name_, fig in (("learning_curves", learning_curves(diag or {}, df)),

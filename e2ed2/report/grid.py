@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import DPI
-from .tables import name, rank
+from .names import name, rank
 
 
 def find_sample_sets(root) -> pd.DataFrame:

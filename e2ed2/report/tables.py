@@ -23,15 +23,12 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..metrics import families
-from . import health
+from . import health, names
 from .aggregate import FLOOR_METHOD, train_k_of
 from .ci import summarise
 from .comparisons import matched_variant
+from .names import name, rank
 from .spec import ABLATION_CLAIMS, ablation_arms
-
-# Readable names of the registered methods (the table's "arm" column, the figures' legends)
-NAMES = {"real": "real data (floor)", "edm": "EDM (teacher)", "ddpm": "DDPM (ε, linear β)", "ddim": "DDIM (η = 0)",
-         "cd": "CD", "ct": "CT", "e2ed2": "E2ED²"}
 
 # the metric columns and their names in running text (e2ed2.metrics.families)
 METRICS = [(m.name, m.header) for m in families.METRICS.values()]
@@ -40,19 +37,6 @@ ROW_KEYS = ["method", "variant", "sampler", "steps", "nfe"]
 SPREAD = {"fid": "FID seed min–max", "clip_score": "CLIP seed min–max"}  # seed-level spread columns
 SINGLE = "¹"  # marks a value from one replicate
 SINGLE_NOTE = f"{SINGLE} one replicate: no interval."
-
-
-def name(method: str) -> str:
-    """The readable name of a method ('DDIM (η = 0)'), or the method itself when unregistered."""
-    return NAMES.get(str(method), str(method))
-
-
-_RANK = {m: i for i, m in enumerate(NAMES)}
-
-
-def rank(method: str) -> int:
-    """Display order of a method in tables, legends and grids: NAMES order, unregistered ones last."""
-    return _RANK.get(str(method), len(_RANK))
 
 
 def cell(mean: float, low: float, high: float, digits: int = 2, replicates: int | None = None) -> str:
@@ -256,7 +240,7 @@ def main_rows(df: pd.DataFrame, dataset: str, spec: dict) -> pd.DataFrame:
 
 def row_label(r, spec: dict, K: dict) -> str:
     """Readable arm name: 'E2ED² (K=2, matched)', 'DDIM (η=0)', 'real data', …"""
-    name = NAMES.get(r["method"], r["method"])
+    name = names.name(r["method"])
     if r["method"] == FLOOR_METHOD:
         return name
     if r["method"] == spec["method"]:
@@ -391,6 +375,7 @@ def write_tables(df: pd.DataFrame, spec: dict, out_dir, diag: dict | None = None
     """Every table for every dataset, the health checks and the diagnostics, as <name>.csv, .md
     and .tex; returns the written paths. ``clip_eval``: {dataset: zero-shot accuracy (float) or
     the small CLIP's model.eval.json record (see load_clip_eval)}, shown in the main captions."""
+    names.learn(df)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {}

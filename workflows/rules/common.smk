@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 sys.path.insert(0, workflow.basedir)  # the e2ed2 package of this checkout
 
+from e2ed2.dataset_kinds import KINDS
+from e2ed2.methods import METHODS, display_of
 from e2ed2.metrics.families import FAMILIES
 from e2ed2.plan import (
     DEFAULT_CONFIG,
@@ -58,8 +60,6 @@ SET = "{method}/{variant}/s{seed}/{sampler}-{steps}/b{block}"
 SAMPLES = f"{R}/{{dataset}}/samples/{SET}"
 METRICS = f"{R}/{{dataset}}/metrics/{SET}"
 REF = f"{R}/{{dataset}}/metrics/ref"
-FID_REF = f"{REF}/fid-{FID['split']}-{FID['backend']}-n{FID['ref_n']}.npz"
-CLIP_REF = f"{REF}/clip-{CLIP['model']}-{FID['split']}-n{FID['ref_n']}.npz"
 FLOOR = f"{R}/{{dataset}}/metrics/floor"
 DIAG = f"{R}/{{dataset}}/diagnostics"
 LOG = f"{R}/logs/{{dataset}}"
@@ -194,6 +194,8 @@ def metric_labels(w):
         "steps": w.steps,
         "seed_block": w.block,
         **(PLAN.model_spec(w.dataset, w.method, w.variant).get("labels") or {}),
+        # how the report names, orders and colours the method: its class's display name
+        **(display_of(w.method) if w.method in METHODS else {}),
     }
     if mids := mid_sigmas_text(w):
         labels["mid_sigmas"] = mids
@@ -211,6 +213,41 @@ def clip_spec(w):
 
 def clip_model_input(w):
     return {} if CLIP.get("pretrained") else {"model": clip_model(w.dataset)}
+
+
+# ---- metric families: every rule of a family comes from its registry entry (FAMILIES); what the
+# registry cannot say — a family's extra input files and options per dataset — is here ----------
+FAMILY_INPUTS = {
+    "clip": clip_model_input
+}  # family → (wildcards → {name: file}): its backbone
+FAMILY_ARGS = {
+    "clip": lambda w: f"--clip {clip_spec(w)}"
+}  # family → (wildcards → options)
+
+
+def family_inputs(family):
+    return FAMILY_INPUTS.get(family, lambda w: {})
+
+
+def family_args(family):
+    return FAMILY_ARGS.get(family, lambda w: "")
+
+
+def family_ref(family):
+    """The family's reference statistics file of a dataset (pattern with {dataset})."""
+    # one reference protocol (split, N) for every family: metrics.fid's
+    protocol = {"split": FID["split"], "ref_n": FID["ref_n"]}
+    keys = {**config["metrics"].get(family, {}), **protocol, "name": family}
+    return os.path.join(REF, FAMILIES[family].ref_file.format(**keys))
+
+
+def family_ref_options(family):
+    """``--key value`` of the family's ``ref_options`` (from metrics.<family>)."""
+    block = config["metrics"].get(family, {})
+    return " ".join(
+        f"--{k.replace('_', '-')} {shlex.quote(str(block[k]))}"
+        for k in FAMILIES[family].ref_options
+    )
 
 
 def metric_outputs(family):
@@ -279,9 +316,8 @@ def floor_jsons():
 
 def replicate_files():
     """The per-image replicates beside each metric JSON (paired comparisons)."""
-    names = {"fid": "features.npz", "clip": "clip_scores.npz"}
     return [
-        f"{expand_set(METRICS, s)}/{names[fam]}"
+        f"{expand_set(METRICS, s)}/{FAMILIES[fam].replicate_file}"
         for s in PLAN.sample_sets()
         for fam in config["metrics"]["families"]
     ]
@@ -299,11 +335,9 @@ def all_targets():
     """What `snakemake` builds by default: the report, or the metric JSONs without one."""
     if config["report"]["enabled"]:
         return [f"{R}/report/claims/claims.md"]
-    return (
-        metric_outputs("fid")
-        + metric_outputs("clip")
-        + [f"{R}/{d}/metrics/floor/fid.json" for d in PLAN.datasets()]
-    )
+    return [
+        out for fam in config["metrics"]["families"] for out in metric_outputs(fam)
+    ] + floor_jsons()
 
 
 # ---- sampling.jobs / metrics.jobs: arm | model — the sample sets of one arm (all its training seeds)

@@ -26,6 +26,38 @@ rule dataset:
         "python -m e2ed2.data {params.source} {params.key_args} --out {output.npz} > {log} 2>&1"
 
 
+# Any other kind (e2ed2.dataset_kinds) with a `module`: `python -m MODULE ARGS --out NPZ`, ARGS
+# from its `args(name, block)` — e.g. a generated or site-local dataset
+for _kind in KINDS.values():
+    if _kind.module is None or prepared_by(_kind.name) == "(?!)":
+        continue
+
+    rule:
+        name:
+            f"dataset_{_kind.name}"
+        output:
+            npz=DATA,
+        log:
+            f"{LOG}/data.log",
+        benchmark:
+            f"{BENCH}/data.tsv"
+        wildcard_constraints:
+            dataset=prepared_by(_kind.name),
+        conda:
+            "../envs/e2ed2.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            args=lambda w, _kind=_kind: " ".join(
+                map(shlex.quote, _kind.args(w.dataset, PLAN.dataset_block(w.dataset)))
+            ),
+            module=_kind.module,
+        # (no loop variable in a shell string: Snakemake evaluates it again when the job runs)
+        shell:
+            "python -m {params.module} {params.args} --out {output.npz} > {log} 2>&1"
+
+
 if prepared_by("cifar10") != "(?!)":
     DOWNLOADS = downloads(prepared_by("cifar10").split("|")[0])
 

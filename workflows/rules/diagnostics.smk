@@ -30,7 +30,7 @@ rule sigma_error:
 rule learning_curve:
     input:
         ckpt=diagnosed_ckpt,
-        ref=FID_REF,
+        ref=family_ref("fid"),
     output:
         csv=f"{DIAG}/{{method}}-{{variant}}/curve.csv",
     log:

@@ -20,7 +20,7 @@ rule claims_spec:
 # Every metric JSON (and the real-data floors) → one tidy table, one row per value
 rule report_table:
     input:
-        metrics=metric_outputs("fid") + metric_outputs("clip"),
+        metrics=[o for f in config["metrics"]["families"] for o in metric_outputs(f)],
         floor=floor_jsons(),
     output:
         table=report(
