@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of a file's bytes (a dataset file; also the feature networks' weights)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

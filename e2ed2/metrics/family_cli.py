@@ -40,12 +40,6 @@ def save_npz(path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
-def reference_meta(path) -> dict:
-    """The ``meta`` record of any family's reference file (dataset, its identity, split, N)."""
-    z = common.read_npz(path, ("meta",), "metric reference file", "make it again with the family's `ref`")
-    return json.loads(str(z["meta"]))
-
-
 def check_set(family: FamilyCLI, n: int, data: dict | None, ref: dict | None, where: str) -> None:
     """What every family refuses before it scores anything: too few images, another dataset."""
     if n < family.min_images:

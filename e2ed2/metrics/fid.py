@@ -24,8 +24,9 @@ against the reference's), or are too few (fewer than ``MIN_IMAGES``) for a covar
 and the k = 3 neighbourhoods of precision/recall.
 
 A reference file (npz) holds the Inception features, μ, Σ and its keys (dataset and its identity,
-split, resolution, backend, preprocessing mode, N, network hash); ``ref_filename`` gives the canonical name. ``calc``
-uses the reference's backend, so a set is never scored against statistics of another mode.
+split, resolution, backend, preprocessing mode, N, network hash); ``ref_filename`` gives the
+canonical name. ``calc`` uses the reference's backend, so a set is never scored against
+statistics of another mode. The commands are the shared ``e2ed2.metrics.family_cli``.
 
 ``compare A B`` is clean-fid's ``compute_fid(A, B, mode="clean")`` with this module's network: each
 side a folder of image files (read as clean-fid reads them), a sample folder, or a dataset (a

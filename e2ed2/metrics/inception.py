@@ -21,7 +21,6 @@ float-rounding level.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -32,6 +31,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data_identity import file_digest
 
 ENV_VAR = "E2ED2_INCEPTION"
 OFFICIAL_CACHE = Path("/tmp/inception-2015-12-05.pt")  # clean-fid's download location on Linux
@@ -62,11 +63,7 @@ def locate(path: str | os.PathLike | None = None) -> Path:
 
 @lru_cache(maxsize=8)
 def _sha256_cached(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path)
 
 
 def sha256(path: str | os.PathLike) -> str:

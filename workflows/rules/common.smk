@@ -217,12 +217,10 @@ def clip_model_input(w):
 
 # ---- metric families: every rule of a family comes from its registry entry (FAMILIES); what the
 # registry cannot say — a family's extra input files and options per dataset — is here ----------
-FAMILY_INPUTS = {
-    "clip": clip_model_input
-}  # family → (wildcards → {name: file}): its backbone
-FAMILY_ARGS = {
-    "clip": lambda w: f"--clip {clip_spec(w)}"
-}  # family → (wildcards → options)
+# family → (wildcards → {name: file}): what its commands read beside the data (CLIP's backbone)
+FAMILY_INPUTS = {"clip": clip_model_input}
+# family → (wildcards → options) that every command of the family gets
+FAMILY_ARGS = {"clip": lambda w: f"--clip {clip_spec(w)}"}
 
 
 def family_inputs(family):
