@@ -40,10 +40,13 @@ def save_npz(path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
-def check_set(family: FamilyCLI, n: int, data: dict | None, ref: dict | None, where: str) -> None:
-    """What every family refuses before it scores anything: too few images, another dataset."""
+def check_set(family: FamilyCLI, n: int, shape: tuple, data: dict | None, ref: dict | None, where: str) -> None:
+    """What every family refuses before it scores anything: too few images, images its reference
+    cannot score (the family's ``check_images``: e.g. FID's resolution), another dataset."""
     if n < family.min_images:
         raise ValueError(f"{where}: {n} image(s); {family.min_why}")
+    if ref is not None and family.check_images is not None:
+        family.check_images(shape, ref, where)
     if ref is not None:
         data_identity.check_same_data(data, ref["meta"].get("data_identity"), where,
                                       f"the reference {ref['meta'].get('stats_file', '')}".rstrip())
@@ -63,7 +66,7 @@ class FamilyCLI:
     score: Callable[..., dict]  # (images, ref | None, args, state, job, desc) → the written record
     add_options: Callable[[argparse.ArgumentParser], None] = lambda p: None  # every command's own options
     add_ref_options: Callable[[argparse.ArgumentParser], None] = lambda p: None
-    check: Callable[[int, tuple, dict | None, dict | None, str], None] | None = None  # more than check_set
+    check_images: Callable[[tuple, dict, str], None] | None = None  # (C×H×W, ref, where): refuse what ref can't score
     ref_required: bool = True  # calc without --ref is an error (else the family scores without one)
     summary: tuple[str, ...] = ("metric", "value", "n")  # the keys of each printed summary line
     # more sub-commands: name → (add its parser (subparsers, parent), run it (args, state) → records)
@@ -120,10 +123,9 @@ class FamilyCLI:
     def cmd_calc(self, args, state) -> list[dict]:
         """Every --samples set (checked first, all of them), or one dataset split, against one loaded reference."""
         ref = self.load_reference(args.ref, args, state) if args.ref else None
-        check = self.check or (lambda n, shape, data, ref, where: check_set(self, n, data, ref, where))
         jobs = common.resolve_sets(args, ("out", self.replicate_dest))
         for job, n, shape, timing in common.check_set_sizes(jobs, args.n):
-            check(n, shape[1:], timing.get("data_identity"), ref, job["samples"])
+            check_set(self, n, shape[1:], timing.get("data_identity"), ref, job["samples"])
         if jobs:
             return common.score_each(jobs, args.n, f"{self.name} calc",
                                      lambda images, job, desc: self.score(images, ref, args, state, job, desc))
@@ -132,7 +134,7 @@ class FamilyCLI:
         meta = ref["meta"] if ref is not None else {}
         data = args.data or meta.get("dataset")
         images = common.load_split(data, args.split, args.n or meta.get("n"), args.subset_seed)
-        check(images.n, images.images.shape[1:], images.data_identity, ref, f"{data}:{args.split}")
+        check_set(self, images.n, images.images.shape[1:], images.data_identity, ref, f"{data}:{args.split}")
         job = {"out": args.out, self.replicate_dest: getattr(args, self.replicate_dest), "label": args.label}
         return [self.score(images, ref, args, state, job, "")]
 

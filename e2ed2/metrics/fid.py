@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cli, data_identity
+from .. import cli
 from . import backends, bootstrap, common
 from .family_cli import FamilyCLI, save_npz
 from .inception import NETWORK_NAME
@@ -83,18 +83,15 @@ def image_features(images: np.ndarray, backend: str, args, desc: str = "") -> tu
     return feats, notes, {"seconds": seconds, "images_per_s": len(images) / seconds, "batch_size": args.batch_size}
 
 
-def check_compatible(n: int, shape: tuple, data: dict | None, ref: dict, where: str) -> None:
-    """Refuse a set (``n`` images of C×H×W ``shape``, of the dataset whose identity is ``data``) the
-    reference statistics cannot score (see module docstring)."""
+def check_resolution(shape: tuple, ref: dict, where: str) -> None:
+    """Refuse images (C×H×W ``shape``) of another resolution or channel count than the reference's
+    (the shared CLI checks the number of images and the dataset identity around this)."""
     meta = ref["meta"]
-    if n < MIN_IMAGES:
-        raise ValueError(f"{where}: {n} image(s); {MIN_IMAGES_WHY}")
     ref_shape = (meta.get("channels"), meta["resolution"], meta["resolution"])
     if shape[-1] != meta["resolution"] or (meta.get("channels") and shape[0] != meta["channels"]):
         raise ValueError(f"{where}: images are {shape[0]}×{shape[1]}×{shape[2]} but the reference {meta['stats_file']} "
                          f"was made from {ref_shape[0] or '?'}×{ref_shape[1]}×{ref_shape[2]} images of "
                          f"{meta['dataset']}; score against a reference of the same dataset")
-    data_identity.check_same_data(data, meta.get("data_identity"), where, f"the reference {meta['stats_file']}")
 
 
 # ---- the family's parts for the shared CLI (e2ed2.metrics.family_cli) -------------------------------
@@ -227,7 +224,7 @@ FID = FamilyCLI(
     min_images=MIN_IMAGES, min_why=MIN_IMAGES_WHY, replicate_option="--save-features",
     replicate_help="also write the set's features and seeds", setup=setup, reference=reference,
     load_reference=load_checked_reference, score=score_set, add_options=add_options, add_ref_options=add_backend,
-    check=check_compatible, summary=("metric", "value", "n", "backend"),
+    check_images=check_resolution, summary=("metric", "value", "n", "backend"),
     commands={"compare": (add_compare, cmd_compare)})
 build_parser, main = FID.build_parser, FID.main
 

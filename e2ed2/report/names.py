@@ -15,7 +15,6 @@ from .aggregate import FLOOR_METHOD
 
 NAMES: dict[str, str] = {FLOOR_METHOD: "real data (floor)"}
 ORDER: dict[str, int] = {}  # registered method → its place in the registry
-REGISTERED = {"n": 0}  # 1 + the last registry place seen (unregistered methods come after it)
 
 
 def learn(df: pd.DataFrame) -> None:
@@ -26,7 +25,11 @@ def learn(df: pd.DataFrame) -> None:
     for r in rows.itertuples():
         NAMES[str(r.method)] = str(r.method_name)
         ORDER[str(r.method)] = int(r.method_order)
-        REGISTERED["n"] = max(REGISTERED["n"], int(r.method_order) + 1)
+
+
+def _after_registered() -> int:
+    """The first place after every registered method seen (where unregistered ones start)."""
+    return max(ORDER.values(), default=-1) + 1
 
 
 def name(method: str) -> str:
@@ -38,10 +41,10 @@ def rank(method: str) -> int:
     """Display order: the real-data floor, the registered methods in registry order, then the rest."""
     if str(method) == FLOOR_METHOD:
         return 0
-    return 1 + ORDER.get(str(method), REGISTERED["n"])
+    return 1 + ORDER.get(str(method), _after_registered())
 
 
 def colour_index(method: str, i: int = 0) -> int:
     """A registered method's fixed palette slot (its registry place); unregistered ones take the
     slots after the registered ones, ``i`` apart."""
-    return ORDER[method] if method in ORDER else REGISTERED["n"] + i
+    return ORDER[method] if method in ORDER else _after_registered() + i
